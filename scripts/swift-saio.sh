@@ -367,7 +367,7 @@ wait_ready() { # NAMES...
     pending=()
     for name in "$@"; do
       if ! running_pid "$name" >/dev/null; then
-        echo "swift-saio: $name exited during startup" >&2
+        echo "swift-saio: $name is not running (it exited; see its log)" >&2
         show_failure "$name"
         return 1
       fi
