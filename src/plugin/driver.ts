@@ -1,0 +1,592 @@
+/**
+ * The volume driver behind the Docker plugin protocol: volumes on a VolumeBackend (Swift/S3), one mount process
+ * per mounted volume (through a MountRunner), reference counts per Docker mount ID, all persisted in a StateFile.
+ *
+ * Rules it keeps (see the shared reference, protocols.md §1):
+ *  - Every call answers within `callBudgetMs` (default 25 s, under the managed plugin's 30 s client timeout);
+ *    work that may take longer (uploading a large volume's last changes, deleting a big container) goes on in
+ *    the background and is tracked in the state file, so that it resumes after a restart.
+ *  - Get answers from local state when the store cannot be reached (the engine drops a volume on a non-network
+ *    Get error), with the problem in Status. It answers "no such volume" only when the store says so.
+ *  - Create is idempotent; the engine calls Get first and Create only when Get found nothing.
+ *  - Mount IDs are counted, not just recorded: the engine may Mount the same ID twice (docker cp) and then
+ *    Unmount it twice. The first Mount starts the mount process; the last Unmount flushes and stops it.
+ *  - A mount process that dies while containers use the volume is restarted at the same path (by the health
+ *    check, and on plugin start); a live one found on start is re-adopted.
+ *  - Calls on one volume are serialised; calls on different volumes run concurrently.
+ */
+
+import { mkdirSync, rmSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { isUnreachable, type BackendVolume, type VolumeBackend } from './backend.js';
+import type { MountRunner, MountStats } from './mount-runner.js';
+import type { WireVolume } from './protocol.js';
+import type { PluginLogger, VolumeDriver } from './server.js';
+import { silentLogger } from './server.js';
+import { mountRefs, type StateFile, type VolumeLocation, type VolumeRecord } from './state.js';
+
+export interface DriverConfig {
+  /** This host's name in owner records (a volume held by another host is not mounted here). */
+  hostId: string;
+  /** Mount points are `<mountRoot>/<volume name>` (in a managed plugin: under propagatedMount). */
+  mountRoot: string;
+  /** Cache directories are `<cacheRoot>/<volume uuid>`. */
+  cacheRoot: string;
+  /** Mount process logs are `<logRoot>/<volume name>.log`. */
+  logRoot: string;
+  /** Deadline of one plugin call (ms). */
+  callBudgetMs?: number;
+  /** Deadline for asking the store about a volume during Get/Path/Mount (ms). */
+  storeCheckMs?: number;
+  /** How long Get reuses the last store check of a volume (ms). */
+  storeCheckCacheMs?: number;
+  /** Interval of the mount health check (ms); 0 disables it. */
+  healthIntervalMs?: number;
+  /** A record this young is never dropped because its container seems missing (eventual consistency), ms. */
+  newVolumeGraceMs?: number;
+}
+
+/** An error the protocol returns as `Err` (a message for the user). */
+export class DriverError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DriverError';
+  }
+}
+
+export class DeadlineError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what} did not finish within ${Math.round(ms / 1000)} s`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/** Runs `work` with an AbortSignal that fires after `ms`; rejects with DeadlineError at the deadline. */
+export async function withDeadline<T>(what: string, ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const err = new DeadlineError(what, ms);
+      controller.abort(err);
+      reject(err);
+    }, ms);
+  });
+  try {
+    return await Promise.race([work(controller.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Serialises async work per key. */
+class KeyedLock {
+  private tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    this.tails.set(key, tail);
+    await previous;
+    try {
+      return await work();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+interface StoreCheck {
+  at: number;
+  volume?: BackendVolume | null;
+  error?: string;
+}
+
+export class SwiftfsDriver implements VolumeDriver {
+  private readonly lock = new KeyedLock();
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly storeChecks = new Map<string, StoreCheck>();
+  private healthTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  readonly config: Required<DriverConfig>;
+
+  constructor(
+    private readonly backend: VolumeBackend,
+    private readonly runner: MountRunner,
+    private readonly state: StateFile,
+    config: DriverConfig,
+    private readonly log: PluginLogger = silentLogger,
+  ) {
+    this.config = {
+      callBudgetMs: 25_000,
+      storeCheckMs: 5_000,
+      storeCheckCacheMs: 10_000,
+      healthIntervalMs: 10_000,
+      newVolumeGraceMs: 60_000,
+      ...config,
+    };
+    mkdirSync(this.config.mountRoot, { recursive: true, mode: 0o755 });
+    mkdirSync(this.config.cacheRoot, { recursive: true, mode: 0o700 });
+    mkdirSync(this.config.logRoot, { recursive: true, mode: 0o700 });
+  }
+
+  scope(): 'global' | 'local' {
+    return this.backend.scope;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /**
+   * Reconciles the persisted state with the world after a (re)start: re-adopts live mount processes, restarts
+   * the ones that died while containers still use them, follows background uploads and deletions. Fast: the
+   * remounts run in the background (calls on those volumes wait for them).
+   */
+  async start(): Promise<void> {
+    for (const record of Object.values(this.state.data.volumes)) {
+      this.track(this.lock.run(record.name, () => this.reconcile(record.name, 'start')));
+    }
+    for (const removal of Object.values(this.state.data.removals)) this.startRemoval(removal.name);
+    if (this.config.healthIntervalMs > 0) {
+      this.healthTimer = setInterval(() => this.healthCheck(), this.config.healthIntervalMs);
+      this.healthTimer.unref();
+    }
+  }
+
+  /** Stops the health check and waits (bounded) for background work. Mount processes are left running. */
+  async close(graceMs = 5_000): Promise<void> {
+    this.closed = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    await Promise.race([this.idle(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+  }
+
+  /** Resolves when no background work is pending (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  private track(work: Promise<unknown>): void {
+    const p = work.catch((err) => this.log.error({ err: message(err) }, 'background task failed'));
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+
+  private healthCheck(): void {
+    if (this.closed) return;
+    for (const record of Object.values(this.state.data.volumes)) {
+      if (record.process === undefined && record.draining === undefined && mountRefs(record) === 0) continue;
+      this.track(this.lock.run(record.name, () => this.reconcile(record.name, 'health')));
+    }
+  }
+
+  /** Brings one volume's mount in line with its references. Called under the volume's lock. */
+  private async reconcile(name: string, why: 'start' | 'health'): Promise<void> {
+    const record = this.state.data.volumes[name];
+    if (record === undefined) return;
+    let changed = false;
+    if (record.draining !== undefined) {
+      if (this.runner.isAlive(record.draining)) {
+        if (why === 'start') this.followDrain(record.name);
+      } else {
+        delete record.draining;
+        changed = true;
+      }
+    }
+    const refs = mountRefs(record);
+    if (record.process !== undefined) {
+      const alive = this.runner.isAlive(record.process);
+      const mounted = alive && (await this.runner.isMounted(record.process.dir));
+      if (alive && mounted) {
+        if (refs === 0) {
+          // Nobody uses it any more (we stopped between the last Unmount and the stop): flush and stop it.
+          this.log.info({ name }, 'stopping an unused mount found at start');
+          await this.stopMount(record);
+          changed = true;
+        } else if (why === 'start') {
+          this.log.info({ name, pid: record.process.pid }, 're-adopted a live mount process');
+        }
+      } else {
+        this.log.warn({ name, pid: record.process.pid, alive }, 'mount process is gone; cleaning its mount point');
+        if (alive) process.kill(record.process.pid, 'SIGTERM');
+        await this.runner.cleanupDeadMount(record.process.dir);
+        delete record.process;
+        changed = true;
+      }
+    }
+    if (record.process === undefined && refs > 0 && !this.closed) {
+      try {
+        await this.startMount(record);
+        record.lastError = undefined;
+        this.log.info({ name, refs }, 'remounted a volume still used by containers');
+      } catch (err) {
+        record.lastError = `remount failed: ${message(err)}`;
+        this.log.error({ name, err: message(err) }, 'remount failed');
+      }
+      changed = true;
+    }
+    if (changed) await this.state.save();
+  }
+
+  // ------------------------------------------------------------------ protocol calls
+
+  async create(name: string, opts: Record<string, string>): Promise<void> {
+    const spec = this.backend.resolve(name, opts);
+    await this.lock.run(name, async () => {
+      if (this.state.data.volumes[name] !== undefined) return; // idempotent
+      if (this.state.data.removals[name] !== undefined) {
+        throw new DriverError(`volume ${name} is still being deleted from the store; try again in a moment`);
+      }
+      const volume = await withDeadline(`creating volume ${name}`, this.config.callBudgetMs, (signal) => this.backend.create(spec, signal)).catch(
+        (err: unknown) => {
+          throw new DriverError(`cannot create volume ${name}: ${message(err)}`, { cause: err });
+        },
+      );
+      this.adoptRecord(volume);
+      await this.state.save();
+    });
+  }
+
+  async get(name: string): Promise<WireVolume> {
+    return this.lock.run(name, async () => {
+      let record = this.state.data.volumes[name];
+      if (record === undefined) {
+        record = await this.discover(name);
+        if (record === undefined) throw new DriverError(`no such volume: ${name}`);
+      }
+      const check = await this.checkStore(record);
+      if (check.volume === null && this.mayForget(record)) {
+        delete this.state.data.volumes[name];
+        await this.state.save();
+        throw new DriverError(`no such volume: ${name} (its container ${record.location.container} no longer exists)`);
+      }
+      return this.describe(record, check);
+    });
+  }
+
+  async list(): Promise<WireVolume[]> {
+    const byName = new Map<string, WireVolume>();
+    try {
+      const found = await withDeadline('listing volumes', this.config.callBudgetMs - 2_000, (signal) => this.backend.list(signal));
+      for (const v of found) if (!v.deleting && this.state.data.removals[v.name] === undefined) byName.set(v.name, { Name: v.name });
+    } catch (err) {
+      this.log.warn({ err: message(err) }, 'store listing failed; listing the volumes known on this host');
+    }
+    for (const record of Object.values(this.state.data.volumes)) {
+      byName.set(record.name, mountRefs(record) > 0 ? { Name: record.name, Mountpoint: record.mountpoint } : { Name: record.name });
+    }
+    return [...byName.values()].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+  }
+
+  async path(name: string): Promise<string> {
+    const record = this.state.data.volumes[name];
+    if (record === undefined) {
+      return this.lock.run(name, async () => {
+        const found = await this.discover(name);
+        if (found === undefined) throw new DriverError(`no such volume: ${name}`);
+        return '';
+      });
+    }
+    return mountRefs(record) > 0 && record.process !== undefined ? record.mountpoint : '';
+  }
+
+  async mount(name: string, id: string): Promise<string> {
+    return this.lock.run(name, async () => {
+      let record = this.state.data.volumes[name];
+      if (record === undefined) {
+        record = await this.discover(name);
+        if (record === undefined) throw new DriverError(`no such volume: ${name}`);
+      }
+      if (record.process !== undefined && !this.runner.isAlive(record.process)) {
+        await this.runner.cleanupDeadMount(record.process.dir);
+        delete record.process;
+      }
+      if (record.process === undefined) {
+        if (record.draining !== undefined && this.runner.isAlive(record.draining)) {
+          // The last user's data is still being uploaded by the previous mount process; wait for it (bounded).
+          const budget = Math.floor(this.config.callBudgetMs / 2);
+          const finished = await withDeadline('waiting for the previous mount to finish uploading', budget, (signal) =>
+            this.runner.waitExit(record!.draining!, signal),
+          ).then(
+            () => true,
+            () => false,
+          );
+          if (!finished) {
+            throw new DriverError(
+              `volume ${name} is still uploading the changes of its last use to the store; try again in a moment`,
+            );
+          }
+          delete record.draining;
+        }
+        const started = Date.now();
+        try {
+          await this.startMount(record);
+        } catch (err) {
+          record.lastError = `mount failed: ${message(err)}`;
+          await this.state.save();
+          throw new DriverError(`cannot mount volume ${name}: ${message(err)}`, { cause: err });
+        }
+        record.lastError = undefined;
+        this.log.info({ name, ms: Date.now() - started, pid: (record as VolumeRecord).process?.pid }, 'volume mounted');
+      }
+      record.mounts[id] = (record.mounts[id] ?? 0) + 1;
+      await this.state.save();
+      return record.mountpoint;
+    });
+  }
+
+  async unmount(name: string, id: string): Promise<void> {
+    await this.lock.run(name, async () => {
+      const record = this.state.data.volumes[name];
+      if (record === undefined || record.mounts[id] === undefined) {
+        this.log.warn({ name, id }, 'unmount of an unknown mount ID; nothing to do');
+        return;
+      }
+      const left = (record.mounts[id] ?? 1) - 1;
+      if (left > 0) record.mounts[id] = left;
+      else delete record.mounts[id];
+      if (mountRefs(record) === 0 && record.process !== undefined) {
+        await this.state.save(); // the reference is gone even if the stop below fails
+        await this.stopMount(record);
+      }
+      await this.state.save();
+    });
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.lock.run(name, async () => {
+      let record = this.state.data.volumes[name];
+      if (record === undefined) record = await this.discover(name);
+      if (record === undefined) {
+        if (this.state.data.removals[name] !== undefined) return; // already being removed
+        throw new DriverError(`no such volume: ${name}`);
+      }
+      const refs = mountRefs(record);
+      if (refs > 0) throw new DriverError(`volume ${name} is in use by ${refs} container mount(s) on this host`);
+      if (record.draining !== undefined && this.runner.isAlive(record.draining)) {
+        throw new DriverError(`volume ${name} is still uploading the changes of its last use; try again in a moment`);
+      }
+      const location = record.location;
+      const current = await withDeadline(`reading volume ${name}`, this.config.storeCheckMs * 2, (signal) => this.backend.inspect(location, signal)).catch(
+        (err: unknown) => {
+          throw new DriverError(`cannot remove volume ${name}: the store is not reachable (${message(err)})`, { cause: err });
+        },
+      );
+      if (current?.holder?.live) {
+        throw new DriverError(`volume ${name} is in use by ${describeHolder(current.holder)}; unmount it there first`);
+      }
+      if (current !== null) {
+        await withDeadline(`marking volume ${name} for deletion`, this.config.storeCheckMs * 2, (signal) => this.backend.markDeleting(location, signal)).catch(
+          (err: unknown) => {
+            throw new DriverError(`cannot remove volume ${name}: ${message(err)}`, { cause: err });
+          },
+        );
+        this.state.data.removals[name] = { name, uuid: record.uuid, location, since: new Date().toISOString() };
+      }
+      delete this.state.data.volumes[name];
+      this.storeChecks.delete(name);
+      await this.state.save();
+      rmSync(join(this.config.cacheRoot, record.uuid), { recursive: true, force: true });
+      try {
+        rmdirSync(record.mountpoint);
+      } catch {
+        // not empty or still a mount point: leave it
+      }
+      if (current !== null) {
+        // Delete the objects; answer within the budget and finish in the background if it takes longer.
+        const removal = this.startRemoval(name);
+        await Promise.race([removal, new Promise((r) => setTimeout(r, this.config.callBudgetMs / 2).unref())]);
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private startRemoval(name: string): Promise<void> {
+    const run = (async () => {
+      for (let attempt = 0; !this.closed; attempt++) {
+        const removal = this.state.data.removals[name];
+        if (removal === undefined) return;
+        try {
+          await withDeadline(`deleting volume ${name}`, 10 * 60_000, (signal) => this.backend.destroy(removal.location, signal));
+          delete this.state.data.removals[name];
+          await this.state.save();
+          this.log.info({ name }, 'volume deleted from the store');
+          return;
+        } catch (err) {
+          removal.lastError = message(err);
+          this.log.warn({ name, err: message(err) }, 'deleting volume from the store failed; will retry');
+          await new Promise((r) => setTimeout(r, Math.min(60_000, 1000 * 2 ** attempt)).unref());
+        }
+      }
+    })();
+    this.track(run);
+    return run;
+  }
+
+  /** Finds a volume unknown to this host in the store and records it; undefined if it does not exist. */
+  private async discover(name: string): Promise<VolumeRecord | undefined> {
+    if (this.state.data.removals[name] !== undefined) return undefined;
+    let found: BackendVolume | null;
+    try {
+      found = await withDeadline(`looking up volume ${name}`, this.config.callBudgetMs - 5_000, (signal) => this.backend.lookup(name, signal));
+    } catch (err) {
+      throw new DriverError(`cannot look up volume ${name}: ${message(err)}`, { cause: err });
+    }
+    if (found === null || found.deleting) return undefined;
+    const record = this.adoptRecord(found);
+    await this.state.save();
+    return record;
+  }
+
+  private adoptRecord(volume: BackendVolume): VolumeRecord {
+    const record: VolumeRecord = {
+      name: volume.name,
+      uuid: volume.uuid,
+      createdAt: volume.createdAt,
+      location: volume.location,
+      options: { ...volume.options },
+      mountpoint: join(this.config.mountRoot, volume.name),
+      mounts: {},
+      recordedAt: new Date().toISOString(),
+    };
+    this.state.data.volumes[volume.name] = record;
+    this.storeChecks.set(volume.name, { at: Date.now(), volume });
+    return record;
+  }
+
+  /** Asks the store about a known volume (bounded, cached briefly); never throws. */
+  private async checkStore(record: VolumeRecord): Promise<StoreCheck> {
+    const cached = this.storeChecks.get(record.name);
+    if (cached !== undefined && Date.now() - cached.at < this.config.storeCheckCacheMs) return cached;
+    let check: StoreCheck;
+    try {
+      const volume = await withDeadline(`reading volume ${record.name}`, this.config.storeCheckMs, (signal) => this.backend.inspect(record.location, signal));
+      // A container that now holds another volume (deleted and recreated elsewhere) means this record is stale.
+      check = { at: Date.now(), volume: volume !== null && volume.uuid === record.uuid ? volume : null };
+    } catch (err) {
+      check = { at: Date.now(), error: isUnreachable(err) ? `store unreachable: ${message(err)}` : `store error: ${message(err)}` };
+    }
+    this.storeChecks.set(record.name, check);
+    return check;
+  }
+
+  /** Only forget a volume whose container is gone when nothing here uses it and it is not brand new. */
+  private mayForget(record: VolumeRecord): boolean {
+    return (
+      mountRefs(record) === 0 &&
+      record.process === undefined &&
+      (record.draining === undefined || !this.runner.isAlive(record.draining)) &&
+      Date.now() - Date.parse(record.recordedAt) > this.config.newVolumeGraceMs
+    );
+  }
+
+  private cacheDir(record: VolumeRecord): string {
+    return join(this.config.cacheRoot, record.uuid);
+  }
+
+  private async startMount(record: VolumeRecord): Promise<void> {
+    // Refuse early, with a clear message, a volume that another host holds (the mount process would refuse too).
+    this.storeChecks.delete(record.name);
+    const check = await this.checkStore(record);
+    const holder = check.volume?.holder;
+    if (holder?.live && holder.host !== this.config.hostId) {
+      throw new DriverError(`volume ${record.name} is in use by ${describeHolder(holder)}; stop its containers there first`);
+    }
+    if (check.volume === null) throw new DriverError(`the container ${record.location.container} of volume ${record.name} no longer exists`);
+    mkdirSync(record.mountpoint, { recursive: true, mode: 0o755 });
+    const cacheDir = this.cacheDir(record);
+    mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    const proc = await withDeadline(`mounting volume ${record.name}`, this.config.callBudgetMs - 2_000, (signal) =>
+      this.runner.start({ record, dir: record.mountpoint, cacheDir, logFile: join(this.config.logRoot, `${record.name}.log`) }, signal),
+    );
+    record.process = proc;
+    await this.state.save();
+  }
+
+  /** Flushes and stops the mount process; goes on in the background past the call budget. */
+  private async stopMount(record: VolumeRecord): Promise<void> {
+    const proc = record.process;
+    if (proc === undefined) return;
+    let result: 'done' | 'pending';
+    try {
+      result = await this.runner.stop(proc, this.config.callBudgetMs - 3_000);
+    } catch (err) {
+      // The process could not flush (store down?): it keeps its data in the cache (journal) and keeps running,
+      // so nothing is lost; follow it as a drain.
+      record.lastError = `unmount: ${message(err)}`;
+      this.log.error({ name: record.name, err: message(err) }, 'flush on unmount failed; the mount process keeps the data');
+      result = this.runner.isAlive(proc) ? 'pending' : 'done';
+    }
+    delete record.process;
+    if (result === 'pending') {
+      record.draining = proc;
+      this.log.warn({ name: record.name, pid: proc.pid }, 'unmount answered before the upload finished; it continues in the background');
+      this.followDrain(record.name);
+    } else {
+      delete record.draining;
+    }
+  }
+
+  private followDrain(name: string): void {
+    const proc = this.state.data.volumes[name]?.draining;
+    if (proc === undefined) return;
+    this.track(
+      this.runner.waitExit(proc).then(() =>
+        this.lock.run(name, async () => {
+          const record = this.state.data.volumes[name];
+          if (record?.draining?.pid === proc.pid && record.draining.startTime === proc.startTime) {
+            delete record.draining;
+            await this.state.save();
+            this.log.info({ name }, 'background upload of the last use finished');
+          }
+        }),
+      ),
+    );
+  }
+
+  private async describe(record: VolumeRecord, check: StoreCheck): Promise<WireVolume> {
+    const refs = mountRefs(record);
+    let stats: MountStats | undefined;
+    if (record.process !== undefined || record.draining !== undefined) {
+      stats = await withDeadline('reading mount stats', 2_000, () => this.runner.stats(record, this.cacheDir(record))).catch(() => undefined);
+    }
+    const mountedOk = record.process !== undefined && this.runner.isAlive(record.process);
+    const health =
+      record.process !== undefined && !mountedOk
+        ? 'mount process died; it will be remounted'
+        : check.error !== undefined
+          ? check.error
+          : record.draining !== undefined
+            ? 'uploading the changes of the last use'
+            : (stats?.health ?? (record.lastError !== undefined ? record.lastError : 'ok'));
+    const location: VolumeLocation = record.location;
+    const status: Record<string, unknown> = {
+      uuid: record.uuid,
+      backend: location.backend,
+      store: location.store,
+      ...(location.region !== undefined ? { region: location.region } : {}),
+      container: location.container,
+      mounted: mountedOk,
+      mounts: refs,
+      health,
+      ...(stats?.cacheBytes !== undefined ? { cacheBytes: stats.cacheBytes } : {}),
+      ...(stats?.dirtyBytes !== undefined ? { dirtyBytes: stats.dirtyBytes } : {}),
+      ...(record.draining !== undefined ? { uploading: true } : {}),
+      ...(check.volume?.holder !== undefined ? { holder: describeHolder(check.volume.holder) } : {}),
+      ...(check.volume?.bytesUsed !== undefined ? { storeBytes: check.volume.bytesUsed } : {}),
+      ...(record.lastError !== undefined ? { lastError: record.lastError } : {}),
+      options: { ...record.options },
+    };
+    return { Name: record.name, Mountpoint: record.mountpoint, CreatedAt: record.createdAt, Status: status };
+  }
+}
+
+export function describeHolder(holder: { host: string; pid?: number; since?: string; live: boolean }): string {
+  return `host ${holder.host}${holder.pid !== undefined ? ` (pid ${holder.pid})` : ''}${holder.since !== undefined ? ` since ${holder.since}` : ''}${holder.live ? '' : ' (lease expired)'}`;
+}
