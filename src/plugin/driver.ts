@@ -495,7 +495,7 @@ export class SwiftfsDriver implements VolumeDriver {
     this.storeChecks.delete(record.name);
     const check = await this.checkStore(record);
     const holder = check.volume?.holder;
-    if (holder?.live && holder.host !== this.config.hostId) {
+    if (holder?.live) {
       throw new DriverError(`volume ${record.name} is in use by ${describeHolder(holder)}; stop its containers there first`);
     }
     if (check.volume === null) throw new DriverError(`the container ${record.location.container} of volume ${record.name} no longer exists`);

@@ -1,0 +1,374 @@
+/**
+ * StoreVolumeBackend: the plugin's VolumeBackend over real object stores (Swift or S3, through the ObjectStore
+ * contract and the configuration's stores).
+ *
+ * A Docker volume is one container (bucket), named exactly as the volume unless `-o container=NAME` says
+ * otherwise, so that `swiftfs mount swift://NAME DIR` opens the same volume. The container carries labels:
+ *   swiftfs-volume   the Docker volume name (how other hosts find a volume whose container has another name)
+ *   swiftfs-opts     the per-volume options given at creation (URL-encoded), so every host mounts it alike
+ *   swiftfs-created  creation time (RFC 3339)
+ *   swiftfs-deleting set while a Remove empties the container (other hosts stop listing it)
+ * and the core's own `swiftfs-uuid` label and format record.
+ *
+ * Options of Create (`-o`): every option the table (src/config/options.ts) marks `volumeOpt`, validated by
+ * resolveVolumeOptions, plus three addressing options of the plugin: `container` (container/bucket name),
+ * `backend` (swift|s3: use the store of that kind) and `region` (the store serving that region; same as
+ * `store=REGION`).
+ */
+
+import type { Config } from '../config/load.js';
+import { resolveVolumeOptions } from '../config/load.js';
+import { resolveVolume } from '../config/resolve.js';
+import type { VolumeRef } from '../config/volume-url.js';
+import { FORMAT_KEY, UUID_LABEL, readFormat } from '../core/layout.js';
+import { Ownership, type OwnerRecord } from '../core/ownership.js';
+import { isStoreError, StoreErrorCode } from '../store/errors.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { listAll } from '../store/object-store.js';
+import type { BackendVolume, VolumeBackend, VolumeHolder, VolumeSpec } from './backend.js';
+import type { VolumeLocation } from './state.js';
+
+export const VOLUME_LABEL = 'swiftfs-volume';
+export const OPTIONS_LABEL = 'swiftfs-opts';
+export const CREATED_LABEL = 'swiftfs-created';
+export const DELETING_LABEL = 'swiftfs-deleting';
+
+/** Plugin-only options that say where a volume lives (not in the option table: the CLI has them in its URL). */
+export const ADDRESS_OPTIONS = ['container', 'backend', 'region'] as const;
+
+/** What creating a volume's filesystem needs: the core's Volume.format, injected (tests pass a fake). */
+export interface FormatRequest {
+  store: ObjectStore;
+  container: string;
+  blockSize: number;
+  storagePolicy: string | undefined;
+  /** Labels to put on the container along with the core's own. */
+  labels: Record<string, string>;
+  uid: number | undefined;
+  gid: number | undefined;
+  signal: AbortSignal;
+}
+export type FormatVolume = (request: FormatRequest) => Promise<{ uuid: string }>;
+
+export interface StoreBackendOptions {
+  config: Config;
+  /** Opens (or returns the cached) store of that name. */
+  openStore: (storeName: string) => Promise<ObjectStore>;
+  format: FormatVolume;
+  /** A holder not renewed for this long is gone (must match the mount processes' lease; default 120 s). */
+  leaseMs?: number;
+  /** How long a container's labels are trusted by list/lookup scans (ms, default 30 s). */
+  labelCacheMs?: number;
+  /** Parallel label reads in a scan. */
+  scanConcurrency?: number;
+}
+
+function abortable<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+export function encodeOptions(options: Record<string, string>): string {
+  const params = new URLSearchParams();
+  for (const key of Object.keys(options).sort()) params.set(key, options[key]!);
+  return params.toString();
+}
+
+export function decodeOptions(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (text === undefined || text === '') return out;
+  for (const [k, v] of new URLSearchParams(text)) out[k] = v;
+  return out;
+}
+
+function storeKindScheme(kind: string): VolumeRef['scheme'] {
+  return kind === 'swift' ? 'swift' : kind === 's3' ? 's3' : kind === 'memory' ? 'mem' : undefined;
+}
+
+interface LabelEntry {
+  at: number;
+  labels: Record<string, string> | null;
+}
+
+export class StoreVolumeBackend implements VolumeBackend {
+  readonly scope = 'global' as const;
+  private readonly labelCache = new Map<string, LabelEntry>();
+  private readonly opts: Required<StoreBackendOptions>;
+
+  constructor(options: StoreBackendOptions) {
+    this.opts = { leaseMs: 120_000, labelCacheMs: 30_000, scanConcurrency: 8, ...options };
+  }
+
+  private get config(): Config {
+    return this.opts.config;
+  }
+
+  resolve(name: string, opts: Record<string, string>): VolumeSpec {
+    const rest: Record<string, string> = {};
+    let container = name;
+    let scheme: VolumeRef['scheme'];
+    let store: string | undefined;
+    for (const [key, value] of Object.entries(opts)) {
+      if (key === 'container') {
+        if (value === '') throw new Error('option container needs a value (container=NAME)');
+        container = value;
+      } else if (key === 'backend') {
+        if (value !== 'swift' && value !== 's3') throw new Error(`option backend must be swift or s3, not ${JSON.stringify(value)}`);
+        scheme = value;
+      } else if (key === 'region') {
+        if (value === '') throw new Error('option region needs a value (region=NAME)');
+        store = value;
+      } else rest[key] = value;
+    }
+    if (rest['store'] !== undefined) {
+      if (store !== undefined && store !== rest['store']) throw new Error('give either store or region, not both');
+      store = rest['store'];
+    }
+    // Validates every option against the table (unknown, not per-volume, bad value, inconsistent sizes).
+    const validated = resolveVolumeOptions(this.config, rest, 'option');
+    void validated;
+    const resolved = resolveVolume(this.config, { scheme, store, container }, {});
+    delete rest['store'];
+    const location: VolumeLocation = {
+      backend: resolved.store.kind,
+      store: resolved.store.name,
+      ...(resolved.store.region !== undefined ? { region: resolved.store.region } : {}),
+      container: resolved.container,
+    };
+    if (encodeOptions(rest).length > 256) throw new Error('too many volume options to record with the volume (at most 256 characters)');
+    return { name, location, options: rest };
+  }
+
+  async create(spec: VolumeSpec, signal: AbortSignal): Promise<BackendVolume> {
+    const store = await this.opts.openStore(spec.location.store);
+    const { container } = spec.location;
+    const existing = await abortable(signal, this.readVolume(store, spec.location, true));
+    if (existing !== null) {
+      if (existing.name !== spec.name) {
+        throw new Error(`container ${container} already holds the swiftfs volume ${existing.name}; choose another container (-o container=NAME)`);
+      }
+      if (existing.deleting) throw new Error(`volume ${spec.name} is being deleted; try again when it is gone`);
+      return existing; // idempotent: adopt the volume as it is
+    }
+    const volumeOptions = resolveVolumeOptions(this.config, spec.options, 'option');
+    const createdAt = new Date().toISOString();
+    const labels: Record<string, string> = {
+      [VOLUME_LABEL]: spec.name,
+      [OPTIONS_LABEL]: encodeOptions(spec.options),
+      [CREATED_LABEL]: createdAt,
+    };
+    const { uuid } = await this.opts.format({
+      store,
+      container,
+      blockSize: volumeOptions.blockSize,
+      storagePolicy: volumeOptions.storagePolicy,
+      labels,
+      uid: volumeOptions.uid,
+      gid: volumeOptions.gid,
+      signal,
+    });
+    this.labelCache.delete(this.cacheKey(spec.location.store, container));
+    return { name: spec.name, uuid, createdAt, location: spec.location, options: { ...spec.options } };
+  }
+
+  private cacheKey(store: string, container: string): string {
+    return `${store}\u0000${container}`;
+  }
+
+  /**
+   * The volume in a container, or null when the container does not exist. A container that exists but holds no
+   * swiftfs volume is an error when `strict` (Create must not take it over), else null.
+   */
+  private async readVolume(store: ObjectStore, location: VolumeLocation, strict: boolean, withHolder = false): Promise<BackendVolume | null> {
+    let labels: Record<string, string>;
+    let bytesUsed: number | undefined;
+    let objectCount: number | undefined;
+    try {
+      const info = await store.headContainer(location.container);
+      labels = info.labels;
+      bytesUsed = info.bytesUsed;
+      objectCount = info.objectCount;
+    } catch (err) {
+      if (isStoreError(err, StoreErrorCode.NotFound)) return null;
+      throw err;
+    }
+    let uuid = labels[UUID_LABEL];
+    if (uuid === undefined) {
+      try {
+        uuid = (await readFormat(store, location.container)).uuid;
+      } catch (err) {
+        if (isStoreError(err)) throw err;
+        if (!strict) return null;
+        if ((objectCount ?? 0) === 0 || (err as { problem?: string }).problem === 'not-formatted') return null; // empty: Create may format it
+        throw new Error(`container ${location.container} exists and is not a swiftfs volume (${(err as Error).message}); choose another name or -o container=NAME`);
+      }
+    }
+    let holder: VolumeHolder | undefined;
+    if (withHolder) {
+      const owner = await Ownership.read(store, location.container);
+      if (owner !== null && !owner.released) holder = this.holderOf(owner);
+    }
+    const volume: BackendVolume = {
+      name: labels[VOLUME_LABEL] ?? location.container,
+      uuid,
+      createdAt: labels[CREATED_LABEL] ?? new Date(0).toISOString(),
+      location,
+      options: decodeOptions(labels[OPTIONS_LABEL]),
+      ...(labels[DELETING_LABEL] !== undefined ? { deleting: true } : {}),
+      ...(holder !== undefined ? { holder } : {}),
+      ...(bytesUsed !== undefined ? { bytesUsed } : {}),
+      ...(objectCount !== undefined ? { objectCount } : {}),
+    };
+    return volume;
+  }
+
+  private holderOf(owner: OwnerRecord): VolumeHolder {
+    return {
+      host: owner.host,
+      pid: owner.pid,
+      since: new Date(owner.since).toISOString(),
+      renewedAt: new Date(owner.renewedAt).toISOString(),
+      live: Ownership.isLive(owner, this.opts.leaseMs),
+    };
+  }
+
+  private locationIn(storeName: string, container: string): VolumeLocation {
+    const store = this.config.stores[storeName];
+    return {
+      backend: store?.kind ?? 'swift',
+      store: storeName,
+      ...(store?.region !== undefined ? { region: store.region } : {}),
+      container,
+    };
+  }
+
+  /** Configured stores that can be used, the default first. */
+  private storeNames(): string[] {
+    const names = Object.keys(this.config.stores);
+    const first = this.config.defaultStore;
+    return first !== undefined && names.includes(first) ? [first, ...names.filter((n) => n !== first)] : names;
+  }
+
+  async lookup(name: string, signal: AbortSignal): Promise<BackendVolume | null> {
+    // Fast path: a container named as the volume, in each store.
+    for (const storeName of this.storeNames()) {
+      const store = await this.opts.openStore(storeName);
+      const kind = this.config.stores[storeName]!.kind;
+      try {
+        resolveVolume(this.config, { scheme: storeKindScheme(kind), store: storeName, container: name });
+      } catch {
+        continue; // not a valid container name for this kind of store (e.g. an S3 bucket name)
+      }
+      const found = await abortable(signal, this.readVolume(store, this.locationIn(storeName, name), false));
+      if (found !== null && found.name === name && !found.deleting) return found;
+    }
+    // Slow path: a volume whose container has another name (-o container=...), found by its label.
+    for (const volume of await this.list(signal)) if (volume.name === name) return volume;
+    return null;
+  }
+
+  async inspect(location: VolumeLocation, signal: AbortSignal): Promise<BackendVolume | null> {
+    const store = await this.opts.openStore(location.store);
+    return abortable(signal, this.readVolume(store, location, false, true));
+  }
+
+  async list(signal: AbortSignal): Promise<BackendVolume[]> {
+    const out: BackendVolume[] = [];
+    for (const storeName of this.storeNames()) {
+      const store = await this.opts.openStore(storeName);
+      const containers = await abortable(signal, store.listContainers());
+      const queue = [...containers];
+      const workers = Array.from({ length: Math.min(this.opts.scanConcurrency, queue.length) }, async () => {
+        for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+          if (signal.aborted) return;
+          const labels = await this.labelsOf(store, storeName, c);
+          if (labels === null || labels[UUID_LABEL] === undefined || labels[VOLUME_LABEL] === undefined) continue;
+          if (labels[DELETING_LABEL] !== undefined) continue;
+          out.push({
+            name: labels[VOLUME_LABEL],
+            uuid: labels[UUID_LABEL],
+            createdAt: labels[CREATED_LABEL] ?? new Date(0).toISOString(),
+            location: this.locationIn(storeName, c),
+            options: decodeOptions(labels[OPTIONS_LABEL]),
+          });
+        }
+      });
+      await abortable(signal, Promise.all(workers));
+    }
+    return out;
+  }
+
+  private async labelsOf(store: ObjectStore, storeName: string, container: string): Promise<Record<string, string> | null> {
+    const key = this.cacheKey(storeName, container);
+    const cached = this.labelCache.get(key);
+    if (cached !== undefined && Date.now() - cached.at < this.opts.labelCacheMs) return cached.labels;
+    let labels: Record<string, string> | null;
+    try {
+      labels = await store.getLabels(container);
+    } catch (err) {
+      if (!isStoreError(err, StoreErrorCode.NotFound) && !isStoreError(err, StoreErrorCode.Forbidden)) throw err;
+      labels = null;
+    }
+    this.labelCache.set(key, { at: Date.now(), labels });
+    return labels;
+  }
+
+  async markDeleting(location: VolumeLocation, signal: AbortSignal): Promise<void> {
+    const store = await this.opts.openStore(location.store);
+    await abortable(signal, store.setLabels(location.container, { [DELETING_LABEL]: new Date().toISOString() }));
+    this.labelCache.delete(this.cacheKey(location.store, location.container));
+  }
+
+  async destroy(location: VolumeLocation, signal: AbortSignal): Promise<void> {
+    const store = await this.opts.openStore(location.store);
+    const { container } = location;
+    for (let round = 0; round < 5; round++) {
+      if (signal.aborted) throw signal.reason;
+      const keys: string[] = [];
+      try {
+        for await (const entry of listAll(store, container)) if ('key' in entry) keys.push(entry.key);
+      } catch (err) {
+        if (isStoreError(err, StoreErrorCode.NotFound)) return; // already gone
+        throw err;
+      }
+      // Delete the format record last: a half-deleted container is still recognisable as a volume.
+      keys.sort((a, b) => (a === FORMAT_KEY ? 1 : b === FORMAT_KEY ? -1 : 0));
+      const last = keys[keys.length - 1] === FORMAT_KEY ? keys.pop() : undefined;
+      const queue = [...keys];
+      await Promise.all(
+        Array.from({ length: Math.min(16, queue.length) }, async () => {
+          for (let k = queue.shift(); k !== undefined; k = queue.shift()) {
+            if (signal.aborted) throw signal.reason;
+            await store.delete(container, k, { signal });
+          }
+        }),
+      );
+      if (last !== undefined) await store.delete(container, last, { signal });
+      try {
+        await store.deleteContainer(container);
+        this.labelCache.delete(this.cacheKey(location.store, container));
+        return;
+      } catch (err) {
+        if (isStoreError(err, StoreErrorCode.NotFound)) return;
+        if (!isStoreError(err, StoreErrorCode.Conflict)) throw err;
+        // Listing lagged behind: go round again.
+      }
+    }
+    throw new Error(`container ${container} is still not empty after several rounds of deletion`);
+  }
+
+  async close(): Promise<void> {}
+}
