@@ -1,0 +1,705 @@
+/**
+ * The commit pipeline (DESIGN.md "Write path"): turns the WAL entries applied since the last commit into one
+ * journal segment in the store.
+ *
+ *  - Full blocks are uploaded as soon as they are dirty ("early uploads": a block of a file whose bytes all
+ *    live in the WAL becomes one aligned object of blockSize bytes), so that big sequential writes stream to
+ *    the store at the parallel PUT rate instead of waiting for an fsync.
+ *  - A commit takes every entry appended so far (a prefix of the WAL), packs the data not covered by an early
+ *    upload into objects of at most blockSize bytes (small writes of many files together), uploads them in
+ *    parallel (p-queue, bounded), waits for the early uploads it uses, then puts the segment create-only at
+ *    the next number. Only then are the in-memory refs rebased from the WAL to the objects and the WAL released.
+ *  - Group commit: one commit at a time; callers that need their entries committed share the running commit
+ *    when it covers them, else the next one.
+ *  - Commits start on demand (fsync, syncAll), after the commit interval following the first dirty change, and
+ *    when dirty bytes pass half the dirty limit. Writers wait (never fail) while dirty bytes are at the limit.
+ *  - Store failures are retried forever with backoff (the store's own retries are per call) and reported in
+ *    `health`; losing the create-only race for a segment means another owner took the volume: the committer
+ *    turns fenced (the volume read-only) and says so once.
+ *  - Every `checkpointEvery` segments or `checkpointBytes` of journal, a checkpoint of the committed state is
+ *    built (from the previous checkpoint plus the segments since: the live state also holds uncommitted
+ *    changes) and written, then garbage is collected (gc.ts).
+ */
+
+import PQueue from 'p-queue';
+import type { ObjectStore } from '../store/object-store.js';
+import { isStoreError, StoreError, StoreErrorCode } from '../store/errors.js';
+import { FsError } from './errors.js';
+import { FsState } from './metadata.js';
+import { checkpointKey, dataKey, objectId, segmentKey } from './layout.js';
+import { decodeCheckpoint, decodeSegment, encodeCheckpoint, encodeSegment, type SegmentHeader } from './records.js';
+import type { MetaRecord } from './types.js';
+import type { Wal, WalEntry } from './wal.js';
+import type { ObjectCache } from './object-cache.js';
+import { FencedError, type Ownership } from './ownership.js';
+import { collectGarbage } from './gc.js';
+import type { Logger } from './log.js';
+
+type WalRef = { wal: number; off: number };
+type WriteRecord = Extract<MetaRecord, { t: 'write' }>;
+
+export interface JournalHead {
+  /** Last committed segment number. */
+  seq: number;
+  /** Epoch / WAL id / WAL seq of that segment's writer. */
+  epoch: number;
+  walId: string;
+  walSeq: number;
+  /** Highest epoch seen anywhere in the journal. */
+  maxEpoch: number;
+}
+
+export interface CommitterOptions {
+  store: ObjectStore;
+  container: string;
+  state: FsState;
+  wal: Wal;
+  cache: ObjectCache;
+  ownership: Ownership;
+  blockSize: number;
+  conditionalCreate: boolean;
+  head: JournalHead;
+  /** The checkpoint mounted from and the encoded segments after it (for the next checkpoint). */
+  checkpoint: { seq: number; bytes: Buffer | null };
+  retained: { seq: number; bytes: Buffer }[];
+  uploadConcurrency?: number;
+  commitIntervalMs?: number;
+  dirtyLimit: number;
+  checkpointEvery?: number;
+  checkpointBytes?: number;
+  logger?: Logger;
+  /** Called once when another owner fenced us. */
+  onFenced?: (err: Error) => void;
+}
+
+export interface CommitterHealth {
+  state: 'ok' | 'retrying' | 'fenced' | 'failed';
+  /** Message of the last store failure while retrying. */
+  lastError?: string;
+  /** ms since the epoch when the current run of failures started. */
+  failingSince?: number;
+  retries: number;
+}
+
+export interface CommitterStatus {
+  dirtyBytes: number;
+  pendingEntries: number;
+  uploadsQueued: number;
+  uploadsActive: number;
+  earlyUploads: number;
+  journalSeq: number;
+  checkpointSeq: number;
+  lastCommitAt: number | null;
+  commits: number;
+  uploadedBytes: number;
+  uploadedObjects: number;
+  health: CommitterHealth;
+}
+
+interface EarlyUpload {
+  id: string;
+  n: number;
+  ino: number;
+  block: number;
+  /** WAL seq at which the block's content was captured. */
+  seq: number;
+  done: Promise<void>;
+  ok: boolean;
+}
+
+interface PackPiece {
+  segment: number;
+  off: number;
+  len: number;
+  at: number;
+}
+
+interface Pack {
+  id: string;
+  n: number;
+  length: number;
+  pieces: PackPiece[];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Splits a write record into pieces that each stay within one block. */
+function blockPieces(rec: WriteRecord, blockSize: number): { off: number; len: number; skip: number }[] {
+  const out: { off: number; len: number; skip: number }[] = [];
+  let off = rec.off;
+  const end = rec.off + rec.len;
+  while (off < end) {
+    const blockEnd = (Math.floor(off / blockSize) + 1) * blockSize;
+    const len = Math.min(end, blockEnd) - off;
+    out.push({ off, len, skip: off - rec.off });
+    off += len;
+  }
+  return out;
+}
+
+export class Committer {
+  private readonly o: CommitterOptions;
+  private onFenced: ((err: Error) => void) | undefined;
+  private readonly store: ObjectStore;
+  private readonly container: string;
+  private readonly state: FsState;
+  private readonly wal: Wal;
+  private readonly cache: ObjectCache;
+  private readonly blockSize: number;
+  private readonly log: Logger | undefined;
+  private readonly uploads: PQueue;
+  private readonly commitIntervalMs: number;
+  private readonly dirtyLimit: number;
+  private readonly checkpointEvery: number;
+  private readonly checkpointBytesLimit: number;
+  readonly epoch: number;
+
+  /** Entries applied but not committed, in sequence order. */
+  private pending: WalEntry[] = [];
+  dirtyBytes = 0;
+  head: JournalHead;
+  /** WAL seq covered by the last commit. */
+  committedSeq: number;
+  private nextObjectN = 0;
+  /** Object numbers of our epoch allocated but not yet committed or dropped. */
+  private readonly uncommitted = new Set<number>();
+  private readonly early = new Map<string, EarlyUpload[]>();
+  private earlyCount = 0;
+  private readonly blockFill = new Map<string, { covered: number; firstSeq: number }>();
+
+  private running: { cutEnd: number; promise: Promise<void> } | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private roomWaiters: (() => void)[] = [];
+  private fenced: Error | null = null;
+  private closing = false;
+  private abandoned = false;
+  private health: CommitterHealth = { state: 'ok', retries: 0 };
+  private lastCommitAt: number | null = null;
+  private commits = 0;
+  private uploadedBytes = 0;
+  private uploadedObjects = 0;
+
+  private checkpointSeq: number;
+  private checkpointBytes: Buffer | null;
+  private retained: { seq: number; bytes: Buffer }[];
+  private retainedBytes = 0;
+  private checkpointing: Promise<void> | null = null;
+
+  constructor(opts: CommitterOptions) {
+    this.o = opts;
+    this.onFenced = opts.onFenced;
+    this.store = opts.store;
+    this.container = opts.container;
+    this.state = opts.state;
+    this.wal = opts.wal;
+    this.cache = opts.cache;
+    this.blockSize = opts.blockSize;
+    this.log = opts.logger;
+    this.epoch = opts.ownership.epoch;
+    this.uploads = new PQueue({ concurrency: Math.max(1, opts.uploadConcurrency ?? 8) });
+    this.commitIntervalMs = opts.commitIntervalMs ?? 1000;
+    this.dirtyLimit = opts.dirtyLimit;
+    this.checkpointEvery = opts.checkpointEvery ?? 1000;
+    this.checkpointBytesLimit = opts.checkpointBytes ?? 64 * 1024 * 1024;
+    this.head = { ...opts.head };
+    this.committedSeq = opts.wal.committedSeq;
+    this.checkpointSeq = opts.checkpoint.seq;
+    this.checkpointBytes = opts.checkpoint.bytes;
+    this.retained = [...opts.retained];
+    for (const r of this.retained) this.retainedBytes += r.bytes.length;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Intake
+  // -------------------------------------------------------------------------------------------------------------
+
+  /** Entries replayed from the WAL at open (already applied to the state), in order. */
+  adoptReplayed(entries: WalEntry[]): void {
+    for (const e of entries) this.appended(e, false);
+  }
+
+  /** An entry was appended to the WAL and applied to the state (call synchronously after apply). */
+  appended(entry: WalEntry, startUploads = true): void {
+    this.pending.push(entry);
+    this.dirtyBytes += entry.dataLength;
+    if (entry.dataLength > 0 && startUploads) {
+      for (const rec of entry.batch) {
+        if (rec.t === 'write' && 'wal' in rec.ref) this.noteDirtyWrite(rec, entry.seq);
+      }
+    }
+    if (this.timer === null && !this.closing) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.kick();
+      }, this.commitIntervalMs);
+      this.timer.unref?.();
+    }
+    if (this.dirtyBytes >= this.dirtyLimit / 2) this.kick();
+  }
+
+  private noteDirtyWrite(rec: WriteRecord, seq: number): void {
+    for (const piece of blockPieces(rec, this.blockSize)) {
+      const block = Math.floor(piece.off / this.blockSize);
+      const key = `${rec.ino}:${block}`;
+      let fill = this.blockFill.get(key);
+      if (!fill) {
+        fill = { covered: 0, firstSeq: seq };
+        this.blockFill.set(key, fill);
+      }
+      fill.covered += piece.len;
+      if (fill.covered >= this.blockSize) {
+        this.blockFill.delete(key);
+        // A running commit that already holds part of this block will pack it: do not upload it twice.
+        if (this.running && fill.firstSeq <= this.running.cutEnd) continue;
+        this.startEarlyUpload(rec.ino, block, seq);
+      }
+    }
+  }
+
+  /** Uploads block `block` of `ino` as one object if all its bytes are dirty data in the WAL. */
+  private startEarlyUpload(ino: number, block: number, seq: number): void {
+    if (this.fenced || this.closing) return;
+    const start = block * this.blockSize;
+    let pieces;
+    try {
+      pieces = this.state.extents(ino, start, this.blockSize);
+    } catch {
+      return;
+    }
+    let total = 0;
+    for (const p of pieces) {
+      if (!p.ref || !('wal' in p.ref)) return;
+      total += p.len;
+    }
+    if (total !== this.blockSize) return;
+    const segments = new Set<number>();
+    for (const p of pieces) {
+      const seg = (p.ref as WalRef).wal;
+      if (!segments.has(seg)) {
+        if (!this.wal.pin(seg)) {
+          for (const s of segments) this.wal.unpin(s);
+          return;
+        }
+        segments.add(seg);
+      }
+    }
+    const n = this.allocateObject();
+    const id = objectId(this.epoch, n);
+    const up: EarlyUpload = { id, n, ino, block, seq, ok: false, done: Promise.resolve() };
+    up.done = this.uploads
+      .add(async () => {
+        const buf = Buffer.allocUnsafe(this.blockSize);
+        try {
+          await Promise.all(pieces.map((p) => this.wal.read((p.ref as WalRef).wal, (p.ref as WalRef).off, p.len, buf, p.off - start)));
+        } finally {
+          for (const s of segments) this.wal.unpin(s);
+        }
+        await this.putForever(dataKey(id), buf, 'data');
+        this.uploadedBytes += buf.length;
+        this.uploadedObjects++;
+        void this.cache.insert(id, buf);
+        up.ok = true;
+      })
+      .then(() => undefined);
+    up.done.catch(() => undefined);
+    const key = `${ino}:${block}`;
+    const list = this.early.get(key);
+    if (list) list.push(up);
+    else this.early.set(key, [up]);
+    this.earlyCount++;
+  }
+
+  private allocateObject(): number {
+    const n = this.nextObjectN++;
+    this.uncommitted.add(n);
+    return n;
+  }
+
+  /** An early upload holding block content as of a seq in [from, cutEnd], the earliest such. */
+  private findEarly(ino: number, block: number, from: number, cutEnd: number): EarlyUpload | null {
+    const list = this.early.get(`${ino}:${block}`);
+    if (!list) return null;
+    let best: EarlyUpload | null = null;
+    for (const up of list) if (up.seq >= from && up.seq <= cutEnd && (!best || up.seq < best.seq)) best = up;
+    return best;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Backpressure and triggers
+  // -------------------------------------------------------------------------------------------------------------
+
+  /** Waits while dirty bytes are at the limit (never fails because of a slow or absent store). */
+  async waitForRoom(bytes: number): Promise<void> {
+    while (this.dirtyBytes > 0 && this.dirtyBytes + bytes > this.dirtyLimit) {
+      if (this.fenced) throw this.fencedError();
+      this.kick();
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    }
+  }
+
+  /** Starts a commit of everything appended so far unless one is running (errors are logged, not thrown). */
+  kick(): void {
+    if (this.running || this.fenced || this.pending.length === 0) return;
+    this.commitThrough(this.wal.lastSeq).catch((err: unknown) => {
+      if (!this.fenced && !this.abandoned) this.log?.error({ err: (err as Error).message }, 'background commit failed');
+    });
+  }
+
+  private wakeRoomWaiters(): void {
+    for (const w of this.roomWaiters.splice(0)) w();
+  }
+
+  private fencedError(): FsError {
+    return new FsError('EROFS', `volume is read-only: ${this.fenced?.message ?? 'fenced'}`, { cause: this.fenced });
+  }
+
+  get isFenced(): boolean {
+    return this.fenced !== null;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Commits
+  // -------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Resolves once every entry up to `seq` is in a committed segment. `force` commits a segment even with
+   * nothing pending (the session's first commit, which fences any previous owner).
+   */
+  async commitThrough(seq: number, force = false): Promise<void> {
+    let forced = !force;
+    while (this.committedSeq < seq || !forced) {
+      if (this.fenced) throw this.fencedError();
+      if (this.abandoned) throw new FsError('EIO', 'volume closed without committing');
+      if (this.running) {
+        await this.running.promise.catch(() => undefined);
+        continue;
+      }
+      const cutEnd = this.wal.lastSeq;
+      const promise = this.runCommit(cutEnd, !forced);
+      forced = true;
+      this.running = { cutEnd, promise };
+      try {
+        await promise;
+      } finally {
+        if (this.running?.promise === promise) this.running = null;
+        if (this.pending.length === 0 && this.timer) {
+          clearTimeout(this.timer);
+          this.timer = null;
+        }
+      }
+    }
+  }
+
+  private async runCommit(cutEnd: number, force: boolean): Promise<void> {
+    let count = 0;
+    while (count < this.pending.length && this.pending[count]!.seq <= cutEnd) count++;
+    if (count === 0 && !force) return;
+    const entries = this.pending.slice(0, count);
+    if (count > 0) await this.wal.waitWritten(entries[count - 1]!.seq);
+
+    const batches: MetaRecord[][] = [];
+    const rebases: { ino: number; off: number; len: number; from: WalRef; to: { obj: string; off: number } }[] = [];
+    const packs: Pack[] = [];
+    const usedEarly = new Set<EarlyUpload>();
+    const newObjects = new Set<string>();
+    let pack: Pack | null = null;
+    for (const entry of entries) {
+      let out: MetaRecord[] | null = null;
+      for (let i = 0; i < entry.batch.length; i++) {
+        const rec = entry.batch[i]!;
+        if (rec.t !== 'write' || !('wal' in rec.ref)) {
+          out?.push(rec);
+          continue;
+        }
+        out ??= entry.batch.slice(0, i);
+        const ref = rec.ref;
+        for (const piece of blockPieces(rec, this.blockSize)) {
+          const block = Math.floor(piece.off / this.blockSize);
+          const from: WalRef = { wal: ref.wal, off: ref.off + piece.skip };
+          let to: { obj: string; off: number };
+          const up = this.findEarly(rec.ino, block, entry.seq, cutEnd);
+          if (up) {
+            usedEarly.add(up);
+            to = { obj: up.id, off: piece.off - block * this.blockSize };
+          } else {
+            if (!pack || pack.length + piece.len > this.blockSize) {
+              const n = this.allocateObject();
+              pack = { id: objectId(this.epoch, n), n, length: 0, pieces: [] };
+              packs.push(pack);
+            }
+            pack.pieces.push({ segment: from.wal, off: from.off, len: piece.len, at: pack.length });
+            to = { obj: pack.id, off: pack.length };
+            pack.length += piece.len;
+          }
+          newObjects.add(to.obj);
+          out.push({ ...rec, off: piece.off, len: piece.len, ref: to });
+          rebases.push({ ino: rec.ino, off: piece.off, len: piece.len, from, to });
+        }
+      }
+      batches.push(out ?? entry.batch);
+    }
+
+    // Data first: every object the segment names is acknowledged before the segment exists.
+    const packUploads = packs.map((p) =>
+      this.uploads.add(async () => {
+        const buf = Buffer.allocUnsafe(p.length);
+        await Promise.all(p.pieces.map((piece) => this.wal.read(piece.segment, piece.off, piece.len, buf, piece.at)));
+        await this.putForever(dataKey(p.id), buf, 'data');
+        this.uploadedBytes += buf.length;
+        this.uploadedObjects++;
+        void this.cache.insert(p.id, buf);
+      }),
+    );
+    await Promise.all([...packUploads, ...[...usedEarly].map((u) => u.done)]);
+    if (this.fenced) throw this.fencedError();
+
+    if (!this.o.conditionalCreate) {
+      try {
+        await this.retryForever('owner check', () => this.o.ownership.verify());
+      } catch (err) {
+        if (err instanceof FencedError) this.fence(err);
+        throw err instanceof FencedError ? this.fencedError() : err;
+      }
+    }
+
+    const seq = this.head.seq + 1;
+    const header: SegmentHeader = {
+      v: 1,
+      seq,
+      epoch: this.epoch,
+      walId: this.wal.walId,
+      walSeq: cutEnd,
+      time: Date.now(),
+      objects: [...newObjects],
+    };
+    const bytes = encodeSegment(header, batches);
+    await this.putSegment(seq, bytes);
+
+    // Committed. Point the state at the objects, release the WAL.
+    this.head = { seq, epoch: this.epoch, walId: this.wal.walId, walSeq: cutEnd, maxEpoch: Math.max(this.head.maxEpoch, this.epoch) };
+    for (const r of rebases) this.state.rebase(r.ino, r.off, r.len, r.from, r.to);
+    this.pending.splice(0, count);
+    for (const e of entries) this.dirtyBytes -= e.dataLength;
+    this.committedSeq = Math.max(this.committedSeq, cutEnd);
+    this.wal.markCommitted(cutEnd);
+    for (const p of packs) this.uncommitted.delete(p.n);
+    for (const [key, list] of this.early) {
+      const keep = list.filter((u) => u.seq > cutEnd);
+      for (const u of list) if (u.seq <= cutEnd) this.uncommitted.delete(u.n);
+      if (keep.length) this.early.set(key, keep);
+      else this.early.delete(key);
+      this.earlyCount -= list.length - keep.length;
+    }
+    this.retained.push({ seq, bytes });
+    this.retainedBytes += bytes.length;
+    this.lastCommitAt = Date.now();
+    this.commits++;
+    this.wakeRoomWaiters();
+    this.maybeCheckpoint();
+  }
+
+  /** Puts the segment create-only; losing the race means another owner: fenced. */
+  private async putSegment(seq: number, bytes: Buffer): Promise<void> {
+    let attempted = false;
+    const key = segmentKey(seq);
+    try {
+      await this.retryForever(`journal segment ${seq}`, async () => {
+        try {
+          await this.store.put(this.container, key, bytes, { contentType: 'application/octet-stream', ...(this.o.conditionalCreate ? { ifNoneMatch: '*' as const } : {}) });
+        } catch (err) {
+          if (isStoreError(err, StoreErrorCode.PreconditionFailed) && attempted) {
+            // An earlier attempt of ours may have landed with its answer lost: if the stored segment is ours, done.
+            const existing = await this.store.get(this.container, key);
+            if (existing.body.equals(bytes)) return;
+          }
+          attempted = true;
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (isStoreError(err, StoreErrorCode.PreconditionFailed)) {
+        this.fence(new FencedError(null), `journal segment ${seq} already exists: another owner committed to this volume`);
+        throw this.fencedError();
+      }
+      throw err;
+    }
+  }
+
+  private fence(err: Error, why?: string): void {
+    if (this.fenced) return;
+    this.fenced = err;
+    this.health = { state: 'fenced', lastError: why ?? err.message, retries: this.health.retries };
+    this.o.ownership.markLost();
+    this.log?.error(
+      { container: this.container, pendingEntries: this.pending.length, dirtyBytes: this.dirtyBytes },
+      `volume ${this.container} was taken over by another owner (${why ?? err.message}); this mount is now read-only and its uncommitted changes stay in the local WAL`,
+    );
+    this.wakeRoomWaiters();
+    this.onFenced?.(err);
+  }
+
+  setOnFenced(fn: (err: Error) => void): void {
+    this.onFenced = fn;
+    if (this.fenced) fn(this.fenced);
+  }
+
+  /** Marks this session fenced from outside (lease renewal found another owner). */
+  fenceFromOwnership(err: FencedError): void {
+    this.fence(err);
+  }
+
+  /**
+   * Runs `fn` until it succeeds, with exponential backoff (0.5 s doubling to 10 s). PreconditionFailed,
+   * FencedError and non-store errors end it; every other store failure is retried while reporting health.
+   */
+  private async retryForever<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let delay = 500;
+    for (;;) {
+      if (this.fenced) throw this.fencedError();
+      if (this.abandoned) throw new FsError('EIO', 'volume closed without committing');
+      try {
+        const out = await fn();
+        if (this.health.state === 'retrying') {
+          this.log?.info({ container: this.container, after: this.health.lastError }, 'object store reachable again');
+          this.health = { state: 'ok', retries: this.health.retries };
+        }
+        return out;
+      } catch (err) {
+        if (err instanceof FencedError) throw err;
+        if (!(err instanceof StoreError) || err.code === StoreErrorCode.PreconditionFailed) throw err;
+        const now = Date.now();
+        if (this.health.state !== 'retrying') {
+          this.health = { state: 'retrying', lastError: `${what}: ${err.message}`, failingSince: now, retries: this.health.retries + 1 };
+          this.log?.warn({ container: this.container, err: err.message, code: err.code }, `cannot write ${what} to the object store; retrying until it is back`);
+        } else {
+          this.health = { ...this.health, lastError: `${what}: ${err.message}`, retries: this.health.retries + 1 };
+        }
+        await sleep(delay);
+        delay = Math.min(10_000, delay * 2);
+      }
+    }
+  }
+
+  private async putForever(key: string, body: Buffer, kind: 'data' | 'checkpoint'): Promise<void> {
+    let attempted = false;
+    await this.retryForever(kind === 'data' ? `data object ${key}` : `checkpoint ${key}`, async () => {
+      try {
+        await this.store.put(this.container, key, body, { contentType: 'application/octet-stream', ...(this.o.conditionalCreate ? { ifNoneMatch: '*' as const } : {}) });
+      } catch (err) {
+        if (isStoreError(err, StoreErrorCode.PreconditionFailed)) {
+          if (attempted) {
+            const existing = await this.store.get(this.container, key);
+            if (existing.body.equals(body)) return;
+          }
+          // Our epoch's names are unique: someone else wrote under our epoch, i.e. took over with a broken record.
+          this.fence(new FencedError(null), `${key} already exists: another writer is using epoch ${this.epoch}`);
+          throw this.fencedError();
+        }
+        attempted = true;
+        throw err;
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Checkpoints and garbage
+  // -------------------------------------------------------------------------------------------------------------
+
+  private maybeCheckpoint(): void {
+    if (this.checkpointing || this.fenced) return;
+    if (this.retained.length < this.checkpointEvery && this.retainedBytes < this.checkpointBytesLimit) return;
+    this.checkpointing = this.checkpoint()
+      .catch((err: unknown) => {
+        if (!this.fenced) this.log?.error({ err: (err as Error).message }, 'checkpoint failed (will retry after the next commits)');
+      })
+      .finally(() => {
+        this.checkpointing = null;
+      });
+  }
+
+  /** Writes a checkpoint of the committed state (through the last committed segment) and collects garbage. */
+  async checkpoint(): Promise<void> {
+    if (this.retained.length === 0) return;
+    const segs = this.retained.slice();
+    const head = { ...this.head };
+    const keepFrom = this.uncommitted.size ? Math.min(...this.uncommitted) : this.nextObjectN;
+    let base = this.checkpointBytes;
+    if (!base) base = (await this.retryForever('read checkpoint', () => this.store.get(this.container, checkpointKey(this.checkpointSeq)))).body;
+    const { snapshot } = decodeCheckpoint(base);
+    const st = FsState.restore(snapshot);
+    for (const s of segs) for (const b of decodeSegment(s.bytes).batches) st.apply(b);
+    const c = segs[segs.length - 1]!.seq;
+    const bytes = encodeCheckpoint(
+      { v: 1, seq: c, epoch: head.epoch, walId: head.walId, walSeq: head.walSeq, maxEpoch: head.maxEpoch, time: Date.now() },
+      st.snapshot(),
+    );
+    await this.putForever(checkpointKey(c), bytes, 'checkpoint');
+    this.checkpointSeq = c;
+    this.checkpointBytes = bytes.length <= 64 * 1024 * 1024 ? bytes : null;
+    this.retained.splice(0, segs.length);
+    for (const s of segs) this.retainedBytes -= s.bytes.length;
+    this.log?.info({ container: this.container, seq: c, bytes: bytes.length }, 'checkpoint written');
+    const referenced = st.referencedObjects();
+    try {
+      await collectGarbage({
+        store: this.store,
+        container: this.container,
+        checkpointSeq: c,
+        referenced,
+        epoch: this.epoch,
+        keepFrom,
+        verifyOwner: () => this.o.ownership.verify(),
+        onObjectDeleted: (id) => this.cache.remove(id),
+        ...(this.log ? { logger: this.log } : {}),
+      });
+    } catch (err) {
+      if (err instanceof FencedError) this.fence(err);
+      else this.log?.warn({ err: (err as Error).message }, 'garbage collection failed (will retry after the next checkpoint)');
+    }
+  }
+
+  /** Waits for a running checkpoint (tests, close). */
+  async idle(): Promise<void> {
+    await this.checkpointing;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+
+  status(): CommitterStatus {
+    return {
+      dirtyBytes: this.dirtyBytes,
+      pendingEntries: this.pending.length,
+      uploadsQueued: this.uploads.size,
+      uploadsActive: this.uploads.pending,
+      earlyUploads: this.earlyCount,
+      journalSeq: this.head.seq,
+      checkpointSeq: this.checkpointSeq,
+      lastCommitAt: this.lastCommitAt,
+      commits: this.commits,
+      uploadedBytes: this.uploadedBytes,
+      uploadedObjects: this.uploadedObjects,
+      health: { ...this.health },
+    };
+  }
+
+  /**
+   * Stops: commits everything first unless `abandon` (then uncommitted entries stay in the WAL for the next
+   * open), waits for a running checkpoint.
+   */
+  async close(abandon = false): Promise<void> {
+    this.closing = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (abandon) {
+      this.abandoned = true; // queued uploads fail at once; uncommitted entries stay in the WAL
+    } else if (!this.fenced) {
+      await this.commitThrough(this.wal.lastSeq);
+      await this.checkpointing;
+    }
+    await this.running?.promise.catch(() => undefined);
+    await this.uploads.onIdle().catch(() => undefined);
+    this.wakeRoomWaiters();
+  }
+}

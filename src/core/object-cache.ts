@@ -1,0 +1,234 @@
+/**
+ * The local cache of clean data objects (immutable, so any complete copy is valid forever):
+ *  - a disk tier in `<cacheDir>/<volume uuid>/objects/<epoch>/<n>`, bounded in bytes by an LRU (`lru-cache`
+ *    with sizeCalculation; eviction deletes the file), rebuilt from the directory on open (files are written
+ *    to a temporary name and renamed, so every file found complete is a whole object);
+ *  - a small memory tier of whole objects (the hot ones: a sequential reader touches the same object for many
+ *    reads) so that most reads are a memcpy;
+ *  - single-flight downloads (an object is never fetched twice at the same time) and bounded readahead.
+ * Objects uploaded by this host are inserted directly (no download afterwards).
+ */
+
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { LRUCache } from 'lru-cache';
+import PQueue from 'p-queue';
+import type { Logger } from './log.js';
+import { FsError } from './errors.js';
+
+export interface ObjectCacheOptions {
+  /** Directory of the disk tier (created if missing). */
+  dir: string;
+  /** Bound of the disk tier in bytes. */
+  maxBytes: number;
+  /** Bound of the memory tier in bytes (default 64 MiB). */
+  memoryBytes?: number;
+  /** Downloads one whole object. */
+  fetch: (id: string) => Promise<Buffer>;
+  /** Parallel readahead downloads (default 4). */
+  readaheadConcurrency?: number;
+  logger?: Logger;
+}
+
+export interface ObjectCacheStats {
+  diskBytes: number;
+  diskObjects: number;
+  memoryBytes: number;
+  hits: number;
+  misses: number;
+  downloads: number;
+  downloadedBytes: number;
+  readaheads: number;
+}
+
+let tmpCounter = 0;
+
+export class ObjectCache {
+  private readonly dir: string;
+  private readonly disk: LRUCache<string, number>;
+  private readonly memory: LRUCache<string, Buffer>;
+  private readonly loading = new Map<string, Promise<Buffer>>();
+  private readonly fetchObject: (id: string) => Promise<Buffer>;
+  private readonly readahead: PQueue;
+  private readonly log: Logger | undefined;
+  private readonly madeDirs = new Set<string>();
+  private readonly writing = new Map<string, Promise<void>>();
+  private closed = false;
+  private readonly counters = { hits: 0, misses: 0, downloads: 0, downloadedBytes: 0, readaheads: 0 };
+
+  private constructor(opts: ObjectCacheOptions) {
+    this.dir = opts.dir;
+    this.fetchObject = opts.fetch;
+    this.log = opts.logger;
+    this.disk = new LRUCache<string, number>({
+      maxSize: Math.max(1, opts.maxBytes),
+      sizeCalculation: (size) => Math.max(1, size),
+      dispose: (_size, id, reason) => {
+        if (reason === 'evict' || reason === 'delete') void fsp.unlink(this.fileOf(id)).catch(() => undefined);
+      },
+    });
+    this.memory = new LRUCache<string, Buffer>({
+      maxSize: Math.max(1, opts.memoryBytes ?? 64 * 1024 * 1024),
+      sizeCalculation: (b) => Math.max(1, b.length),
+    });
+    this.readahead = new PQueue({ concurrency: Math.max(1, opts.readaheadConcurrency ?? 4) });
+  }
+
+  /** Opens the cache, adopting every complete object file found (oldest first, so the newest stay). */
+  static async open(opts: ObjectCacheOptions): Promise<ObjectCache> {
+    const cache = new ObjectCache(opts);
+    await fsp.mkdir(opts.dir, { recursive: true });
+    const found: { id: string; size: number; mtime: number }[] = [];
+    for (const epochDir of await fsp.readdir(opts.dir)) {
+      const sub = path.join(opts.dir, epochDir);
+      let names: string[];
+      try {
+        names = await fsp.readdir(sub);
+      } catch {
+        continue;
+      }
+      cache.madeDirs.add(sub);
+      for (const name of names) {
+        const file = path.join(sub, name);
+        if (name.includes('.tmp')) {
+          await fsp.unlink(file).catch(() => undefined);
+          continue;
+        }
+        try {
+          const st = await fsp.stat(file);
+          if (st.isFile()) found.push({ id: `${epochDir}/${name}`, size: st.size, mtime: st.mtimeMs });
+        } catch {
+          // vanished meanwhile
+        }
+      }
+    }
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (const f of found) cache.disk.set(f.id, f.size);
+    return cache;
+  }
+
+  private fileOf(id: string): string {
+    return path.join(this.dir, id);
+  }
+
+  /** True when the object is held locally (memory or disk). */
+  has(id: string): boolean {
+    return this.memory.has(id) || this.disk.has(id);
+  }
+
+  /** The whole object: from memory, from disk, or downloaded (one download per object at a time). */
+  get(id: string): Promise<Buffer> {
+    const mem = this.memory.get(id);
+    if (mem) {
+      this.counters.hits++;
+      return Promise.resolve(mem);
+    }
+    const pending = this.loading.get(id);
+    if (pending) return pending;
+    const promise = this.load(id).finally(() => this.loading.delete(id));
+    this.loading.set(id, promise);
+    return promise;
+  }
+
+  private async load(id: string): Promise<Buffer> {
+    if (this.disk.get(id) !== undefined) {
+      try {
+        const buf = await fsp.readFile(this.fileOf(id));
+        this.counters.hits++;
+        this.memory.set(id, buf);
+        return buf;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log?.warn({ id, err: (err as Error).message }, 'object cache: cannot read a cached object; downloading it again');
+        this.disk.delete(id);
+      }
+    }
+    this.counters.misses++;
+    const buf = await this.fetchObject(id);
+    this.counters.downloads++;
+    this.counters.downloadedBytes += buf.length;
+    this.memory.set(id, buf);
+    void this.store(id, buf);
+    return buf;
+  }
+
+  /**
+   * Copies bytes [off, off+len) of object `id` into `into[at..]`. Fails with EIO if the object is shorter
+   * (a reference past its end is damage).
+   */
+  async read(id: string, off: number, len: number, into: Buffer, at: number): Promise<void> {
+    const buf = await this.get(id);
+    if (off + len > buf.length) throw new FsError('EIO', `data object ${id} is ${buf.length} bytes; a file refers to bytes up to ${off + len}`);
+    buf.copy(into, at, off, off + len);
+  }
+
+  /** Adds an object this host has just uploaded (disk tier only: it is not necessarily about to be read). */
+  insert(id: string, data: Buffer): Promise<void> {
+    if (this.disk.has(id)) return Promise.resolve();
+    return this.store(id, data);
+  }
+
+  /** Writes an object file (temporary name, then rename) and records it in the disk tier. */
+  private store(id: string, data: Buffer): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const existing = this.writing.get(id);
+    if (existing) return existing;
+    const p = (async () => {
+      const file = this.fileOf(id);
+      const sub = path.dirname(file);
+      const tmp = `${file}.tmp-${process.pid}-${++tmpCounter}`;
+      try {
+        if (!this.madeDirs.has(sub)) {
+          await fsp.mkdir(sub, { recursive: true });
+          this.madeDirs.add(sub);
+        }
+        await fsp.writeFile(tmp, data);
+        await fsp.rename(tmp, file);
+        this.disk.set(id, data.length);
+      } catch (err) {
+        await fsp.unlink(tmp).catch(() => undefined);
+        this.log?.warn({ id, err: (err as Error).message }, 'object cache: cannot store an object on disk (kept in memory only)');
+      }
+    })().finally(() => this.writing.delete(id));
+    this.writing.set(id, p);
+    return p;
+  }
+
+  /** Starts downloading these objects in the background (bounded), unless held or already coming. */
+  prefetch(ids: Iterable<string>): void {
+    if (this.closed) return;
+    for (const id of ids) {
+      if (this.memory.has(id) || this.loading.has(id)) continue;
+      this.counters.readaheads++;
+      const promise = this.readahead
+        .add(() => this.load(id))
+        .then((b) => b as Buffer)
+        .finally(() => this.loading.delete(id));
+      promise.catch((err: unknown) => this.log?.debug({ id, err: (err as Error).message }, 'object cache: readahead failed'));
+      this.loading.set(id, promise);
+    }
+  }
+
+  /** Forgets an object (deleted by garbage collection). */
+  remove(id: string): void {
+    this.memory.delete(id);
+    this.disk.delete(id);
+  }
+
+  stats(): ObjectCacheStats {
+    return {
+      diskBytes: this.disk.calculatedSize,
+      diskObjects: this.disk.size,
+      memoryBytes: this.memory.calculatedSize,
+      ...this.counters,
+    };
+  }
+
+  /** Waits for background writes and readaheads; the cache is unusable afterwards. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.readahead.clear();
+    await this.readahead.onIdle().catch(() => undefined);
+    await Promise.all([...this.writing.values()]);
+    this.memory.clear();
+  }
+}
