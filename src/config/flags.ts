@@ -8,6 +8,7 @@
  */
 
 import { Option, type Command } from 'commander';
+import { loggerFromConfig, type Logger } from '../log.js';
 import { loadConfig, type Config, type LoadConfigInput } from './load.js';
 import { OPTIONS, envBindings, hasFlag, type OptionScope, type OptionSpec } from './options.js';
 
@@ -59,4 +60,16 @@ export function addOptionFlags(command: Command, scopes: readonly OptionScope[],
 /** Loads the configuration for a running command, from its flags and those of its parents. */
 export function configFromCommand(command: Command, input: Omit<LoadConfigInput, 'flags'> = {}): Config {
   return loadConfig({ ...input, flags: command.optsWithGlobals() });
+}
+
+/**
+ * What most command actions start with: the configuration (from the command's flags and its parents') and the
+ * root logger built from it, with the configuration's warnings already logged.
+ */
+export function commandContext(command: Command, input: Omit<LoadConfigInput, 'flags'> & { logDestination?: { write(line: string): unknown } } = {}): { config: Config; log: Logger } {
+  const { logDestination, ...loadInput } = input;
+  const config = configFromCommand(command, loadInput);
+  const log = loggerFromConfig(config, logDestination);
+  for (const warning of config.warnings) log.warn({ component: 'config' }, warning);
+  return { config, log };
 }

@@ -93,7 +93,8 @@ export interface S3StoreConfig extends StoreBase {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly sessionToken: string | undefined;
-  readonly forcePathStyle: boolean;
+  /** Undefined: the store decides (path style when an endpoint is given). */
+  readonly forcePathStyle: boolean | undefined;
 }
 
 export interface MemoryStoreConfig extends StoreBase {
@@ -185,8 +186,10 @@ export function parseOptionValue(spec: OptionSpec, raw: unknown, origin: string,
         checkRange(ms, spec.min, spec.max, showBound(spec));
         return ms;
       }
-      case 'enum':
-        return parseEnum(String(raw), spec.choices ?? []);
+      case 'enum': {
+        const text = String(raw);
+        return parseEnum(spec.aliases?.[text] ?? text, spec.choices ?? []);
+      }
       case 'string':
         return parseStringValue(spec, String(raw), baseDir);
     }
@@ -526,7 +529,7 @@ function buildStore(name: string, settings: Settings, tuning: StoreTuning, fromE
       accessKeyId,
       secretAccessKey,
       sessionToken: str(settings, 'session-token'),
-      forcePathStyle: (settings.get('force-path-style')?.value as boolean | undefined) ?? true,
+      forcePathStyle: settings.get('force-path-style')?.value as boolean | undefined,
     };
   }
 
@@ -571,15 +574,14 @@ function buildStore(name: string, settings: Settings, tuning: StoreTuning, fromE
 }
 
 function checkKeystone(where: string, k: Extract<SwiftAuthConfig, { type: 'keystone' }>, fromEnv: boolean): void {
+  // Domains are not required: the store defaults the user's domain to "Default" and the project's to the user's.
   const w = (n: string) => want(n, fromEnv);
-  const userNamed = k.username !== undefined;
-  const userDomain = k.userDomainName !== undefined || k.userDomainId !== undefined;
   if (k.applicationCredentialId !== undefined || k.applicationCredentialName !== undefined || k.applicationCredentialSecret !== undefined) {
     if (k.applicationCredentialSecret === undefined) throw new ConfigError(`${where}: an application credential needs ${w('application-credential-secret')}`, 'application-credential-secret');
     if (k.applicationCredentialId === undefined) {
       if (k.applicationCredentialName === undefined) throw new ConfigError(`${where}: an application credential needs ${w('application-credential-id')} (or its name with the user)`, 'application-credential-id');
-      if (k.userId === undefined && !(userNamed && userDomain)) {
-        throw new ConfigError(`${where}: an application credential given by name needs its user: ${w('user-id')}, or ${w('username')} with ${w('user-domain-name')}`, 'username');
+      if (k.userId === undefined && k.username === undefined) {
+        throw new ConfigError(`${where}: an application credential given by name needs its user: ${w('username')} or ${w('user-id')}`, 'username');
       }
     }
     if (k.projectName !== undefined || k.projectId !== undefined) {
@@ -591,12 +593,8 @@ function checkKeystone(where: string, k: Extract<SwiftAuthConfig, { type: 'keyst
     throw new ConfigError(`${where}: keystone auth needs ${w('password')} (or an application credential: ${w('application-credential-id')} and ${w('application-credential-secret')})`, 'password');
   }
   if (k.userId === undefined && k.username === undefined) throw new ConfigError(`${where}: keystone auth needs ${w('username')} or ${w('user-id')}`, 'username');
-  if (k.userId === undefined && !userDomain) throw new ConfigError(`${where}: keystone user ${JSON.stringify(k.username)} needs ${w('user-domain-name')} or ${w('user-domain-id')}`, 'user-domain-name');
   if (k.projectId === undefined && k.projectName === undefined) {
     throw new ConfigError(`${where}: keystone auth needs a project (${w('project-name')} or ${w('project-id')}) to get a storage endpoint`, 'project-name');
-  }
-  if (k.projectId === undefined && k.projectDomainName === undefined && k.projectDomainId === undefined) {
-    throw new ConfigError(`${where}: keystone project ${JSON.stringify(k.projectName)} needs ${w('project-domain-name')} or ${w('project-domain-id')}`, 'project-domain-name');
   }
 }
 

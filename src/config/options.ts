@@ -39,6 +39,8 @@ export interface OptionSpec {
   readonly default?: string | number | boolean;
   /** For enums. */
   readonly choices?: readonly string[];
+  /** For enums: other spellings accepted for a choice (OS_ENDPOINT_TYPE's publicURL). */
+  readonly aliases?: Readonly<Record<string, string>>;
   /** Environment variables, first set wins. Absent: SWIFTFS_<NAME>. Empty: none. */
   readonly env?: readonly EnvBinding[];
   readonly scope: OptionScope;
@@ -128,7 +130,7 @@ export const OPTIONS = [
   },
   {
     name: 'username', type: 'string', scope: 'store', kinds: ['swift'], auth: ['keystone'], env: ['OS_USERNAME'],
-    help: 'Keystone user name (with user-domain-name or user-domain-id).',
+    help: 'Keystone user name (in the domain user-domain-name or user-domain-id; default the domain named Default).',
   },
   {
     name: 'user-id', type: 'string', scope: 'store', kinds: ['swift'], auth: ['keystone'], env: ['OS_USER_ID'],
@@ -148,7 +150,7 @@ export const OPTIONS = [
   },
   {
     name: 'project-name', type: 'string', scope: 'store', kinds: ['swift'], auth: ['keystone'], env: ['OS_PROJECT_NAME', 'OS_TENANT_NAME'],
-    help: 'Keystone project to scope the token to, by name (with project-domain-name or project-domain-id).',
+    help: 'Keystone project to scope the token to, by name (in the domain project-domain-name or project-domain-id; default the user\'s domain).',
   },
   {
     name: 'project-id', type: 'string', scope: 'store', kinds: ['swift'], auth: ['keystone'], env: ['OS_PROJECT_ID', 'OS_TENANT_ID'],
@@ -175,7 +177,8 @@ export const OPTIONS = [
     help: 'Keystone application credential secret.',
   },
   {
-    name: 'interface', type: 'enum', scope: 'store', kinds: ['swift'], auth: ['keystone'], choices: ['public', 'internal', 'admin'], default: 'public', env: ['OS_INTERFACE'],
+    name: 'interface', type: 'enum', scope: 'store', kinds: ['swift'], auth: ['keystone'], choices: ['public', 'internal', 'admin'], default: 'public', env: ['OS_INTERFACE', 'OS_ENDPOINT_TYPE'],
+    aliases: { publicURL: 'public', internalURL: 'internal', adminURL: 'admin' },
     help: 'Which object-store endpoint of the Keystone catalog to use.',
   },
   {
@@ -208,8 +211,8 @@ export const OPTIONS = [
     help: 'S3 session token, for temporary credentials.',
   },
   {
-    name: 'force-path-style', type: 'bool', scope: 'store', kinds: ['s3'], default: true, env: ['SWIFTFS_S3_FORCE_PATH_STYLE'],
-    help: 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT (which needs wildcard DNS).',
+    name: 'force-path-style', type: 'bool', scope: 'store', kinds: ['s3'], env: ['SWIFTFS_S3_FORCE_PATH_STYLE'],
+    help: 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT (which needs wildcard DNS). Default: on when an endpoint is given, off for AWS.',
   },
 
   // ---------------------------------------------------------------- volume (set when created)
@@ -218,7 +221,7 @@ export const OPTIONS = [
     help: 'Store (or region of a store) that holds the volume. Default: default-store.',
   },
   {
-    name: 'block-size', type: 'size', scope: 'volume', volumeOpt: true, default: '4M', min: 64 * 1024, max: 256 * 1024 * 1024,
+    name: 'block-size', type: 'size', scope: 'volume', volumeOpt: true, default: '4M', min: 64 * 1024, max: 64 * 1024 * 1024,
     help: 'Largest data object, and the unit of sequential writes and of reads from the store. Fixed when the volume is created.',
   },
   {
