@@ -27,6 +27,35 @@ interface StoredObject {
 /** A fault handler: return true when it answered the request itself. Removed after it fires once. */
 export type Fault = (req: IncomingMessage, res: ServerResponse, body: Buffer) => boolean;
 
+/** Makes writeHead(status, headers).end(body) send Content-Length = the body's length unless headers give one. */
+function announceLength(res: ServerResponse): void {
+  const realWriteHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, string>) => ServerResponse;
+  const realWrite = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const realEnd = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  let pending: [number, Record<string, string>] | undefined;
+  const flush = (length?: number) => {
+    if (pending === undefined) return;
+    const [status, headers] = pending;
+    pending = undefined;
+    if (length !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) headers['content-length'] = String(length);
+    realWriteHead(status, headers);
+  };
+  const patched = res as unknown as Record<string, unknown>;
+  patched['writeHead'] = (status: number, headers: Record<string, string> = {}) => {
+    pending = [status, { ...headers }];
+    return res;
+  };
+  patched['write'] = (...args: unknown[]) => {
+    flush();
+    return realWrite(...args);
+  };
+  patched['end'] = (...args: unknown[]) => {
+    const chunk = args[0];
+    flush(typeof chunk === 'string' || chunk instanceof Uint8Array ? Buffer.byteLength(chunk) : 0);
+    return realEnd(...args);
+  };
+}
+
 export class FakeSwift {
   port = 0;
   tempauthCount = 0;
@@ -46,6 +75,8 @@ export class FakeSwift {
   tempauthExpiresS: number | undefined = 86_400;
   /** Keystone's token lifetime. */
   keystoneLifetimeMs = 3_600_000;
+  /** Behave like a cluster that ignores If-None-Match on PUT. */
+  ignoreIfNoneMatch = false;
   /** One-shot fault injectors, tried in order before normal handling. */
   faults: Fault[] = [];
   /** Sockets opened to the server (to check connection reuse). */
@@ -116,8 +147,12 @@ export class FakeSwift {
   private handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
     const url = new URL(req.url ?? '/', this.base);
     const path = req.url ?? '/';
-    const storage = /^\/v1\/([^/?]+)/.exec(url.pathname);
+    // The raw path: WHATWG URL parsing would collapse encoded dot segments (%2E%2E) that Swift keeps.
+    const rawPath = path.split('?')[0]!;
+    const storage = /^\/v1\/([^/?]+)/.exec(rawPath);
     this.requests.push({ method: req.method ?? '?', path, ...(storage ? { account: storage[1]! } : {}) });
+    // Like Swift, announce the length of every answer (node omits it on HEAD, which closes keep-alive connections).
+    announceLength(res);
     for (let i = 0; i < this.faults.length; i++) {
       if (this.faults[i]!(req, res, body)) {
         this.faults.splice(i, 1);
@@ -126,7 +161,7 @@ export class FakeSwift {
     }
     if (url.pathname === '/auth/v1.0') return this.tempauth(req, res);
     if (/\/v3\/auth\/tokens$/.test(url.pathname) && req.method === 'POST') return this.keystone(req, res, body);
-    if (storage) return this.storage(req, res, url, body);
+    if (storage) return this.storage(req, res, url, rawPath, body);
     res.writeHead(404).end('not found');
   }
 
@@ -181,13 +216,19 @@ export class FakeSwift {
     }, this.authDelayMs);
   }
 
-  private storage(req: IncomingMessage, res: ServerResponse, url: URL, body: Buffer): void {
+  /** Stores an object as a PUT would (for faults that store and then drop the connection). */
+  storeObject(container: string, key: string, body: Buffer): void {
+    const etag = createHash('md5').update(body).digest('hex');
+    this.containers.get(container)!.objects.set(key, { body, etag, meta: {}, contentType: 'application/octet-stream' });
+  }
+
+  private storage(req: IncomingMessage, res: ServerResponse, url: URL, rawPath: string, body: Buffer): void {
     const token = req.headers['x-auth-token'];
     if (this.rejectAllTokens || typeof token !== 'string' || !this.validTokens.has(token)) {
       res.writeHead(401, { 'content-type': 'text/html' }).end('<html><h1>Unauthorized</h1></html>');
       return;
     }
-    const parts = url.pathname.split('/').slice(3); // '', 'v1', account
+    const parts = rawPath.split('/').slice(3); // '', 'v1', account
     const container = parts[0] === undefined || parts[0] === '' ? undefined : decodeURIComponent(parts[0]);
     const key = parts.length > 1 ? parts.slice(1).map(decodeURIComponent).join('/') : undefined;
     const method = req.method ?? 'GET';
@@ -228,7 +269,7 @@ export class FakeSwift {
     if (method === 'PUT') {
       const etag = createHash('md5').update(body).digest('hex');
       if (typeof req.headers['etag'] === 'string' && req.headers['etag'] !== etag) return void res.writeHead(422).end('Unprocessable Entity');
-      if (req.headers['if-none-match'] === '*' && obj) return void res.writeHead(412).end('Precondition Failed');
+      if (req.headers['if-none-match'] === '*' && obj && !this.ignoreIfNoneMatch) return void res.writeHead(412).end('Precondition Failed');
       const meta: Record<string, string> = {};
       for (const [h, v] of Object.entries(req.headers)) if (h.startsWith('x-object-meta-') && typeof v === 'string') meta[h] = v;
       c.objects.set(key, { body, etag, meta, contentType: String(req.headers['content-type'] ?? 'application/octet-stream') });

@@ -128,33 +128,64 @@ export function statusError(status: number, details: StoreErrorDetails & { op: s
   return new StoreError(codeForStatus(status), `swift ${place}: HTTP ${status}${extra}`, { ...details, status });
 }
 
-/** Discards a response body so that the connection can be reused (or is closed when the body is large). */
-export async function discard(body: ResponseBody): Promise<void> {
-  try {
-    await body.dump({ limit: 64 * 1024 });
-  } catch {
-    // The connection is closed either way; nothing to report.
-  }
+/**
+ * Discards a response body: read to its end when small (so that the connection goes back to the pool at once),
+ * destroyed when larger than `limit` (closing the connection rather than downloading what nobody wants).
+ * (Not undici's dump(): it resolves on 'close', after which the pool may still count the connection busy.)
+ */
+export function discard(body: ResponseBody, limit = 64 * 1024): Promise<void> {
+  if (body.readableEnded || body.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    let size = 0;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      resolve();
+    };
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit && !done) {
+        body.destroy();
+        finish();
+      }
+    });
+    body.on('end', finish);
+    body.on('error', finish);
+    body.on('close', finish);
+  });
 }
 
-/** Reads at most `limit` bytes of a (presumably small) error body as text, then drops the rest. */
-export async function readErrorText(body: ResponseBody, limit = 512): Promise<string> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+/**
+ * Reads at most `limit` bytes of a (presumably small) error body as text. A body that ends within the limit is
+ * read to its end, so that its connection stays reusable; a longer one is destroyed (closing its connection).
+ * (Not `for await`: its implicit destroy at the end aborts undici's request and closes the connection.)
+ */
+export function readErrorText(body: ResponseBody, limit = 512): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      const text = Buffer.concat(parts).subarray(0, limit).toString('utf8');
+      // Swift answers errors as a tiny HTML page or plain text: keep the words.
+      resolve(text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300));
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (done) return;
       parts.push(chunk);
       size += chunk.length;
-      if (size >= limit) break;
-    }
-  } catch {
-    // A broken error body: whatever arrived is enough.
-  } finally {
-    if (!body.destroyed) body.destroy();
-  }
-  const text = Buffer.concat(parts).subarray(0, limit).toString('utf8');
-  // Swift answers errors as a tiny HTML page or plain text: keep the words.
-  return text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+      if (size > 64 * 1024) {
+        body.destroy();
+        finish();
+      }
+    });
+    body.on('end', finish);
+    body.on('error', finish);
+    body.on('close', finish);
+  });
 }
 
 /**

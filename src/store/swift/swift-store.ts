@@ -287,6 +287,8 @@ export class SwiftStore implements ObjectStore {
       headers,
       body: (spec.body ?? null) as Buffer | Readable | null,
       signal,
+      // undici closes the connection after a HEAD by default (for servers that send a body anyway); Swift does not.
+      ...(spec.method === 'HEAD' ? { reset: false } : {}),
     });
   }
 
