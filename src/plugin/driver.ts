@@ -500,10 +500,8 @@ export class SwiftfsDriver implements VolumeDriver {
     }
     if (check.volume === null) throw new DriverError(`the container ${record.location.container} of volume ${record.name} no longer exists`);
     mkdirSync(record.mountpoint, { recursive: true, mode: 0o755 });
-    const cacheDir = this.cacheDir(record);
-    mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
     const proc = await withDeadline(`mounting volume ${record.name}`, this.config.callBudgetMs - 2_000, (signal) =>
-      this.runner.start({ record, dir: record.mountpoint, cacheDir, logFile: join(this.config.logRoot, `${record.name}.log`) }, signal),
+      this.runner.start({ record, dir: record.mountpoint, cacheDir: this.config.cacheRoot, logFile: join(this.config.logRoot, `${record.name}.log`) }, signal),
     );
     record.process = proc;
     await this.state.save();

@@ -15,7 +15,7 @@ export interface StartMountRequest {
   record: VolumeRecord;
   /** The mount point (exists, empty, not mounted). */
   dir: string;
-  /** This volume's cache directory on this host. */
+  /** The cache root given to the mount process (--cache-dir); the volume keeps its files in <cacheDir>/<uuid>. */
   cacheDir: string;
   /** Where the mount process's output goes. */
   logFile: string;

@@ -1,21 +1,51 @@
 /**
- * PLACEHOLDER for `swiftfs plugin` (Run the Docker volume plugin), to be replaced by the Docker engineer, who owns this file.
- * Until then the command is listed in --help as "(not yet built)" and exits with status 2 when run.
+ * `swiftfs plugin`: runs the Docker volume plugin (driver name = the socket's base name, `swiftfs` by default).
+ *
+ *   swiftfs plugin                         legacy plugin on /run/docker/plugins/swiftfs.sock
+ *   swiftfs plugin --socket /run/docker/plugins/swiftfs2.sock --state-dir ... --mount-root ... --cache-dir ...
+ *                                          a second instance (its own driver name, state, mounts and cache)
+ *   swiftfs plugin --supervise             as the managed plugin's entrypoint: restart the server if it dies
+ *
+ * Stores and credentials come from the config file or the environment (ST_*, OS_*, AWS_*), as for every
+ * command. Heavy modules are imported inside the action (see ../main.ts).
  */
 
 import type { Command } from 'commander';
+import { Option } from 'commander';
+import { addOptionFlags, configFromCommand } from '../../config/flags.js';
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('plugin')
-    .usage('[options]')
-    .description('Run the Docker volume plugin (not yet built)')
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .helpOption(false)
-    .argument('[args...]')
-    .action(() => {
-      process.stderr.write('swiftfs plugin: not yet built\n');
-      process.exitCode = 2;
+    .description('Run the Docker volume plugin (legacy socket plugin, or inside the managed plugin)')
+    .option('--supervise', 'Run the plugin server as a child and restart it if it exits (managed plugin entrypoint)')
+    .option('--socket-group <gid>', 'Numeric group owning the plugin socket (mode 0660), e.g. the docker group')
+    .addOption(new Option('--call-timeout <ms>', 'Deadline of one plugin call in ms (keep it under the engine\'s 30 s)').argParser((v) => Number(v)).default(25_000))
+    .addOption(new Option('--mount-command <argv>', 'Command line (space-separated) that runs `swiftfs` for mount processes').hideHelp());
+  addOptionFlags(command, ['plugin']);
+  command.option('--cache-dir <dir>', 'Local cache root of the mount processes (one subdirectory per volume)');
+  command.action(async (opts: { supervise?: boolean; socketGroup?: string; callTimeout: number; mountCommand?: string }) => {
+    const config = configFromCommand(command);
+    const { componentLogger, loggerFromConfig } = await import('../../log.js');
+    const log = componentLogger(loggerFromConfig(config), 'plugin');
+    if (opts.supervise) {
+      const { supervise } = await import('../../plugin/main.js');
+      const argv = process.argv.filter((a) => a !== '--supervise');
+      process.exitCode = await supervise([process.execPath, ...argv.slice(1)], log);
+      return;
+    }
+    if (!Number.isFinite(opts.callTimeout) || opts.callTimeout < 1000 || opts.callTimeout > 110_000) {
+      throw new Error('--call-timeout must be between 1000 and 110000 ms');
+    }
+    const gid = opts.socketGroup === undefined ? undefined : Number(opts.socketGroup);
+    if (gid !== undefined && !Number.isInteger(gid)) throw new Error('--socket-group takes a numeric gid');
+    const { runPlugin } = await import('../../plugin/main.js');
+    await runPlugin({
+      config,
+      logger: log,
+      callTimeoutMs: opts.callTimeout,
+      ...(gid !== undefined ? { socketGid: gid } : {}),
+      ...(opts.mountCommand ? { mountCommand: opts.mountCommand.split(' ').filter((x) => x !== '') } : {}),
     });
+  });
 }
