@@ -21,6 +21,10 @@ import { VolumeUrlError } from '../config/volume-url.js';
 import { isStoreError } from '../store/errors.js';
 import { scrubSecrets } from '../log.js';
 
+// The AWS SDK warns on every run under Node 20 that versions published after January 2027 will need Node 22;
+// swiftfs pins its SDK version, so the warning tells the user nothing they can act on.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 /** Every command swiftfs has or will have, in --help order. */
 export const PLANNED_COMMANDS: readonly { name: string; usage: string; summary: string }[] = [
   { name: 'mount', usage: 'VOLUME MOUNTPOINT', summary: 'Mount a volume on a directory (FUSE)' },
