@@ -2,11 +2,12 @@
 // run-tests.mjs — the test runner behind `npm test` (after `npm run build`).
 //
 //   node scripts/run-tests.mjs [AREA...] [--list]
-//   AREA: unit | conformance | integration | fuse | docker   (default: all, in that order)
+//   AREA: unit | conformance | integration | fuse | docker   (default: all, in that order), and any
+//         other directory of dist/test holding *.test.js files (run after those, one file at a time)
 //
 // For each area it runs the compiled files dist/test/AREA/**/*.test.js with node's own test runner
-// (node:test `run()`, one child process per file), a few files at a time for unit/conformance/
-// integration and one at a time for fuse/docker. All areas feed ONE reporter (tap when stdout is not
+// (node:test `run()`, one child process per file), two files at a time for unit/conformance and
+// one at a time for integration/fuse/docker. All areas feed ONE reporter (tap when stdout is not
 // a terminal, as `node --test` does; spec on a terminal; SWIFTFS_TEST_REPORTER=tap|spec overrides),
 // so the output ends with node's test-runner summary ("tests/pass/fail/..." lines) for the whole run.
 // The process exits non-zero when any test fails or is cancelled.
@@ -34,11 +35,16 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const saioScript = join(repoRoot, 'scripts', 'swift-saio.sh');
 const distTest = join(repoRoot, 'dist', 'test');
 
-/** Areas in run order: whether they need Swift, files run at once, default per-file timeout (s). */
+/**
+ * Areas in run order: whether they need Swift, whether several files may run at once, default
+ * per-file timeout (s). Integration files run one at a time because some of them stop a region's
+ * proxy to simulate an outage, which would break any other file running at that moment; FUSE and
+ * Docker files share mounts, the Docker engine and the CPU. Conformance files must not stop proxies.
+ */
 const AREAS = {
   unit: { needsSwift: false, parallel: true, fileTimeoutS: 300 },
   conformance: { needsSwift: true, parallel: true, fileTimeoutS: 600 },
-  integration: { needsSwift: true, parallel: true, fileTimeoutS: 600 },
+  integration: { needsSwift: true, parallel: false, fileTimeoutS: 600 },
   fuse: { needsSwift: true, parallel: false, fileTimeoutS: 900 },
   docker: { needsSwift: true, parallel: false, fileTimeoutS: 1200 },
 };
@@ -52,7 +58,26 @@ const PORT_BASES = [18080, 28080, 18180, 28180, 18280, 28280, 19080, 29080, 1918
 // ------------------------------------------------------------------------------------------------
 // Arguments
 
+/**
+ * Test directories under dist/test that are not among AREAS (and not helpers): run after the known
+ * areas, one file at a time, with the test Swift available, so that no test file is ever left out.
+ */
+function discoverExtraAreas() {
+  let entries = [];
+  try {
+    entries = readdirSync(distTest, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const entry of entries.sort((x, y) => x.name.localeCompare(y.name))) {
+    if (!entry.isDirectory() || entry.name === 'helpers' || Object.hasOwn(AREAS, entry.name)) continue;
+    if (findTestFiles(entry.name).length === 0) continue;
+    AREAS[entry.name] = { needsSwift: true, parallel: false, fileTimeoutS: 900, extra: true };
+  }
+}
+
 function parseArgs(argv) {
+  discoverExtraAreas();
   const areas = [];
   let list = false;
   for (const arg of argv) {
@@ -278,7 +303,8 @@ async function main() {
       }
       const concurrency = p.parallel ? Math.max(1, Number(process.env.SWIFTFS_TEST_CONCURRENCY) || 2) : 1;
       const fileTimeoutS = Number(process.env.SWIFTFS_TEST_FILE_TIMEOUT_S) || p.fileTimeoutS;
-      note(`area ${p.area}: ${p.files.length} file(s), ${concurrency} at a time, ${fileTimeoutS} s per file`);
+      note(`area ${p.area}: ${p.files.length} file(s), ${concurrency} at a time, ${fileTimeoutS} s per file` +
+        (p.extra ? ' (not a standard area: run one file at a time, with the test Swift)' : ''));
       const offset = topLevelCount;
       const stream = run({ files: p.files, concurrency, timeout: fileTimeoutS * 1000, signal: abort.signal });
       for await (const event of stream) {
