@@ -12,7 +12,7 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, statSync, fstatSync, readSync } from 'node:fs';
+import { closeSync, openSync, fstatSync, readSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KIND_SCHEME } from '../config/volume-url.js';
@@ -143,6 +143,7 @@ export class ProcessMountRunner implements MountRunner {
     }
     const argv = [...this.config.command, ...mountArgs(request, this.config.extraArgs)];
     const logFd = openSync(request.logFile, 'a', 0o600);
+    const logStart = fstatSync(logFd).size; // before the child can write
     let child: ChildProcess;
     try {
       child = spawn(argv[0]!, argv.slice(1), {
@@ -166,13 +167,6 @@ export class ProcessMountRunner implements MountRunner {
     }
     this.children.set(pid, { child, exited });
     void exited.then(() => this.children.delete(pid));
-    const logStart = (() => {
-      try {
-        return statSync(request.logFile).size;
-      } catch {
-        return 0;
-      }
-    })();
     let done = false;
     void exited.then(() => (done = true));
     const pollMs = this.config.pollMs ?? 50;

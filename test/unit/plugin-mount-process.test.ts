@@ -23,9 +23,9 @@ case "$2" in *fail*) echo '{"level":50,"msg":"cannot mount","err":{"message":"vo
 flush=0
 case "$2" in *slow*) flush=3;; esac
 case "$2" in *hang*) sleep 60; exit 0;; esac
+trap 'sleep $flush; umount "$dir"; exit 0' TERM
 mount -t tmpfs -o size=1m standin "$dir" || exit 4
 echo "mounted $dir args: $*"
-trap 'sleep $flush; umount "$dir"; exit 0' TERM
 while :; do sleep 1 & wait $!; done
 `;
 
