@@ -426,7 +426,7 @@ export class Wal {
 
   private prepareSpares(): Promise<void> {
     if (this.preparing) return this.preparing;
-    this.preparing = (async () => {
+    const p = (async () => {
       try {
         while (!this.closed && this.spares.length < this.spareTarget && this.liveCount() < this.maxSegments) {
           this.spares.push(await this.makeSegment());
@@ -435,11 +435,13 @@ export class Wal {
         const e = err as NodeJS.ErrnoException;
         this.prepareError = e.code === 'ENOSPC' || e.code === 'EDQUOT' ? new FsError('ENOSPC', 'cache disk full: cannot preallocate a WAL segment', { cause: err }) : (err as Error);
         this.log?.error({ err: e.message, wal: this.dir }, 'WAL: cannot prepare a segment');
-      } finally {
-        this.preparing = null;
       }
     })();
-    return this.preparing;
+    this.preparing = p;
+    void p.finally(() => {
+      if (this.preparing === p) this.preparing = null;
+    });
+    return p;
   }
 
   /** A preallocated segment with a fresh number: a recycled file, or a new zero-filled one. */

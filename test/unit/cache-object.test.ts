@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { ObjectCache } from '../../src/core/object-cache.js';
+import { FsError } from '../../src/core/errors.js';
+import { tempDir, pattern, sleep, KiB } from './volume-helpers.js';
+
+function fakeRemote(objects: Map<string, Buffer>, delayMs = 5) {
+  const calls: string[] = [];
+  return {
+    calls,
+    fetch: async (id: string) => {
+      calls.push(id);
+      await sleep(delayMs);
+      const b = objects.get(id);
+      if (!b) throw new Error(`no ${id}`);
+      return Buffer.from(b);
+    },
+  };
+}
+
+const id = (n: number) => `00000001/${n.toString(16).padStart(10, '0')}`;
+
+test('single-flight: concurrent reads of one object download it once; reads copy the right range', async () => {
+  const dir = await tempDir('swiftfs-cache-');
+  try {
+    const objects = new Map([[id(1), pattern(100 * KiB, 1)]]);
+    const remote = fakeRemote(objects, 30);
+    const cache = await ObjectCache.open({ dir, maxBytes: 1 << 30, fetch: remote.fetch });
+    const outs = Array.from({ length: 10 }, () => Buffer.alloc(1000));
+    await Promise.all(outs.map((o, i) => cache.read(id(1), i * 1000, 1000, o, 0)));
+    assert.equal(remote.calls.length, 1);
+    outs.forEach((o, i) => assert.deepEqual(o, objects.get(id(1))!.subarray(i * 1000, i * 1000 + 1000)));
+    await assert.rejects(cache.read(id(1), 100 * KiB - 10, 20, Buffer.alloc(20), 0), (e: unknown) => e instanceof FsError && e.code === 'EIO');
+    await cache.close();
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('disk tier is bounded in bytes: eviction deletes files; survives restart; temp files are cleaned', async () => {
+  const dir = await tempDir('swiftfs-cache-');
+  try {
+    const objects = new Map<string, Buffer>();
+    for (let i = 0; i < 10; i++) objects.set(id(i), pattern(100 * KiB, i + 1));
+    const remote = fakeRemote(objects, 1);
+    const cache = await ObjectCache.open({ dir, maxBytes: 450 * KiB, memoryBytes: 150 * KiB, fetch: remote.fetch });
+    for (let i = 0; i < 10; i++) await cache.get(id(i));
+    await sleep(50);
+    const files = async () => (await fs.readdir(path.join(dir, '00000001'))).filter((n) => !n.includes('.tmp')).sort();
+    const kept = await files();
+    assert.equal(kept.length, 4, `kept ${kept}`);
+    assert.deepEqual(kept, [6, 7, 8, 9].map((n) => id(n).split('/')[1]));
+    assert.ok(cache.stats().diskBytes <= 450 * KiB);
+    await cache.close();
+    await fs.writeFile(path.join(dir, '00000001', 'junk.tmp-1-1'), 'partial');
+
+    const remote2 = fakeRemote(objects, 1);
+    const again = await ObjectCache.open({ dir, maxBytes: 450 * KiB, fetch: remote2.fetch });
+    assert.equal(again.stats().diskObjects, 4);
+    const out = Buffer.alloc(100 * KiB);
+    await again.read(id(8), 0, 100 * KiB, out, 0);
+    assert.deepEqual(out, objects.get(id(8)));
+    assert.equal(remote2.calls.length, 0, 'served from disk after restart');
+    assert.ok(!(await fs.readdir(path.join(dir, '00000001'))).some((n) => n.includes('.tmp')));
+    await again.close();
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('insert() of an uploaded object avoids a download; prefetch downloads in the background, bounded', async () => {
+  const dir = await tempDir('swiftfs-cache-');
+  try {
+    const objects = new Map<string, Buffer>();
+    for (let i = 0; i < 12; i++) objects.set(id(i), pattern(10 * KiB, i + 3));
+    let active = 0;
+    let maxActive = 0;
+    const fetches: string[] = [];
+    const cache = await ObjectCache.open({
+      dir,
+      maxBytes: 1 << 30,
+      readaheadConcurrency: 3,
+      fetch: async (k) => {
+        fetches.push(k);
+        active++;
+        maxActive = Math.max(maxActive, active);
+        await sleep(20);
+        active--;
+        return Buffer.from(objects.get(k)!);
+      },
+    });
+    await cache.insert(id(0), objects.get(id(0))!);
+    const out = Buffer.alloc(10 * KiB);
+    await cache.read(id(0), 0, 10 * KiB, out, 0);
+    assert.deepEqual(out, objects.get(id(0)));
+    assert.equal(fetches.length, 0);
+    cache.prefetch([1, 2, 3, 4, 5, 6, 7, 8].map(id));
+    cache.prefetch([1, 2].map(id)); // already coming: no second download
+    await cache.read(id(8), 0, 10, Buffer.alloc(10), 0);
+    await sleep(100);
+    assert.equal(fetches.length, 8);
+    assert.ok(maxActive <= 3, `max ${maxActive} parallel readaheads`);
+    for (let i = 1; i <= 8; i++) assert.ok(cache.has(id(i)));
+    await cache.close();
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
