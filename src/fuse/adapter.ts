@@ -1,0 +1,476 @@
+/**
+ * The FUSE adapter: every fuse-native op translated to one VolumeFs call, and nothing more.
+ *
+ * - Errors become errnos through the core's one table (`toErrno`). An error the core did not mean to raise
+ *   (a bug, an unexpected failure) answers EIO and is logged with the op and path (identical ones at most once
+ *   a minute, with a count of those suppressed).
+ * - Each op is timed and counted (FuseOpObserver: Prometheus histograms in the daemon), and logged at debug.
+ * - Write buffers belong to libfuse and are detached by fuse-native as soon as we answer: they are copied
+ *   before the core sees them. Read results are copied into libfuse's buffer.
+ * - Handles are the core's (>= 1; fuse-native carries them as uint32 and treats 0 as "none").
+ * - Unlinked open files: we do not use libfuse's `hard_remove` (with it, libfuse itself answers ENOENT to
+ *   every read, write and fstat of an unlinked open file, because its path lookup fails; checked on this
+ *   kernel). Without it, libfuse 2 "hides" such a file by renaming it to `.fuse_hiddenXXXXXXXXYYYYYYYY` in
+ *   the same directory and unlinks that name after the last release. We recognise that rename (the target
+ *   name pattern, and an open handle on the source) and turn it into a real unlink in the core, which keeps
+ *   an open inode's data until its last handle is released. So no `.fuse_hidden` name ever exists in the
+ *   volume (`rm -rf` of the parent works, a crash leaves nothing behind), and the ops libfuse later sends
+ *   with the hidden name are answered through the handles. One difference from Linux remains: the directory
+ *   that held such a file cannot be removed (ENOTEMPTY) until the file is closed, as with libfuse's own
+ *   hidden files and NFS's .nfsXXXX files (see rmdir below).
+ * - New files are owned by `caller` (fuse-native does not expose the calling process's uid/gid), with the
+ *   mount's umask cleared from their mode on top of the caller's own umask (which the kernel applied).
+ */
+
+import { dirname } from 'node:path';
+import { ERRNO, FsError, errnoNameOf, toErrno } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { O_CREAT, O_RDWR, type Caller, type VolumeFs } from '../core/types.js';
+import type { FuseOps } from './native.js';
+import { attrToStat, toStatfsArray, type FuseStat } from './stat.js';
+
+/** Receives one observation per op (the daemon feeds Prometheus with it). */
+export interface FuseOpObserver {
+  /** `result` is "ok" or the errno name answered (the shape of src/metrics.ts VolumeMetrics.op). */
+  op(name: string, result: string, seconds: number): void;
+  /** Bytes moved by one read or write. */
+  bytes(name: 'read' | 'write', bytes: number): void;
+}
+
+export interface FuseAdapterOptions {
+  fs: VolumeFs;
+  log: Logger;
+  /** Owner of files, directories, nodes and symlinks created through the mount. */
+  caller: Caller;
+  /** Permission bits cleared from the mode of new files and directories (octal, e.g. 0o022). Default 0. */
+  umask?: number;
+  observer?: FuseOpObserver;
+  /** Log every op at debug level (off unless the log level is debug or trace: it costs an object per op). */
+  debugOps?: boolean;
+  /**
+   * How fsync on a directory is made durable. Default: the core's `fsyncdir(path, datasync)` if it has one,
+   * else `syncAll()` (everything committed: always enough, since namespace changes are journaled in order).
+   */
+  fsyncdir?: (path: string, datasync: boolean) => Promise<void>;
+}
+
+/** Counters of the adapter, for `swiftfs status` and the write-size check of bench/. */
+export interface FuseAdapterStats {
+  openHandles: number;
+  /** Handles of files unlinked while open (libfuse's hidden files), still open. */
+  unlinkedOpen: number;
+  ops: Record<string, { count: number; errors: number; seconds: number }>;
+  /** Count of writes by size bucket: key = the smallest power of two >= the size, in bytes. */
+  writeSizes: Record<string, number>;
+  readSizes: Record<string, number>;
+  unexpectedErrors: number;
+}
+
+export interface FuseAdapter {
+  ops: FuseOps;
+  stats(): FuseAdapterStats;
+}
+
+/** libfuse 2.9 hide_node(): "%s/.fuse_hidden%08x%08x" (node id, counter) in the same directory. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [n, name]));
+
+function resultName(code: number): string {
+  return code >= 0 ? 'ok' : (ERRNO_NAMES.get(-code) ?? `E${-code}`);
+}
+
+const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+const EIO = -5;
+const UNEXPECTED_LOG_INTERVAL_MS = 60_000;
+
+function bucketOf(size: number): string {
+  let b = 1;
+  while (b < size) b *= 2;
+  return String(b);
+}
+
+function baseName(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i < 0 ? path : path.slice(i + 1);
+}
+
+export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
+  const { fs, log, caller, observer } = options;
+  const umask = (options.umask ?? 0) & 0o7777;
+  const debugOps = options.debugOps === true;
+  const coreFsyncdir = (fs as Partial<{ fsyncdir(path: string, datasync: boolean): Promise<void> }>).fsyncdir;
+  const fsyncdir = options.fsyncdir ?? (coreFsyncdir ? (p: string, d: boolean) => coreFsyncdir.call(fs, p, d) : () => fs.syncAll());
+
+  /** Open handles and the path each was last known by (kept right across renames, for hidden files). */
+  const handles = new Map<number, string>();
+  /** libfuse hidden name -> the handles that keep the unlinked file open. */
+  const hidden = new Map<string, Set<number>>();
+
+  const opStats: FuseAdapterStats['ops'] = {};
+  const writeSizes: Record<string, number> = {};
+  const readSizes: Record<string, number> = {};
+  let unexpectedErrors = 0;
+  const unexpectedSeen = new Map<string, { at: number; suppressed: number }>();
+
+  function record(op: string, started: bigint, code: number): void {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const s = (opStats[op] ??= { count: 0, errors: 0, seconds: 0 });
+    s.count++;
+    s.seconds += seconds;
+    if (code < 0) s.errors++;
+    observer?.op(op, resultName(code), seconds);
+  }
+
+  function errnoFor(op: string, path: string, err: unknown): number {
+    const { known } = errnoNameOf(err);
+    if (!known) {
+      unexpectedErrors++;
+      const message = err instanceof Error ? err.message : String(err);
+      const key = `${op}\0${message}`;
+      const now = Date.now();
+      const seen = unexpectedSeen.get(key);
+      if (seen && now - seen.at < UNEXPECTED_LOG_INTERVAL_MS) {
+        seen.suppressed++;
+      } else {
+        if (unexpectedSeen.size > 1000) unexpectedSeen.clear();
+        unexpectedSeen.set(key, { at: now, suppressed: 0 });
+        log.error({ op, path, err, suppressedSinceLast: seen?.suppressed ?? 0 }, `unexpected error in FUSE ${op}: answered EIO`);
+      }
+      return EIO;
+    }
+    return toErrno(err);
+  }
+
+  /**
+   * Runs one op: `work` resolves to the success reply (0 or a byte count, and an optional value); a rejection
+   * becomes a negative errno. Never throws: fuse-native must always get exactly one answer.
+   */
+  function run<T>(op: string, path: string, reply: (code: number, value?: T) => void, work: () => Promise<[number, T?]>): void {
+    const started = process.hrtime.bigint();
+    let promise: Promise<[number, T?]>;
+    try {
+      promise = work();
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then(
+      ([code, value]) => {
+        record(op, started, code);
+        if (debugOps) log.debug({ op, path, result: code }, 'fuse op');
+        reply(code, value);
+      },
+      (err: unknown) => {
+        const code = errnoFor(op, path, err);
+        record(op, started, code);
+        if (debugOps) log.debug({ op, path, result: code, err: errnoNameOf(err).name }, 'fuse op failed');
+        reply(code);
+      },
+    );
+  }
+
+  const modeOf = (mode: number): number => mode & ~umask;
+
+  /** The handle to answer for a hidden (unlinked, still open) path, if it is one. */
+  function hiddenHandle(path: string): number | undefined {
+    const set = hidden.get(path);
+    if (!set) return undefined;
+    for (const fh of set) return fh;
+    return undefined;
+  }
+
+  async function statOf(path: string): Promise<FuseStat> {
+    const fh = hiddenHandle(path);
+    return attrToStat(fh !== undefined ? await fs.fgetattr(fh) : await fs.getattr(path));
+  }
+
+  function noteOpen(path: string, fh: number): number {
+    if (!Number.isInteger(fh) || fh < 1 || fh > 0x7fffffff) {
+      throw new Error(`the core returned handle ${fh}; FUSE needs 1..2^31-1`);
+    }
+    handles.set(fh, path);
+    return fh;
+  }
+
+  function renamed(from: string, to: string): void {
+    const prefix = `${from}/`;
+    for (const [fh, p] of handles) {
+      if (p === from) handles.set(fh, to);
+      else if (p.startsWith(prefix)) handles.set(fh, to + p.slice(from.length));
+    }
+    for (const [p, set] of [...hidden]) {
+      if (p.startsWith(prefix)) {
+        hidden.delete(p);
+        hidden.set(to + p.slice(from.length), set);
+      }
+    }
+  }
+
+  /** Is this rename libfuse hiding an open file that is being unlinked (or replaced by a rename)? */
+  function isHide(from: string, to: string): number[] | undefined {
+    if (!HIDDEN_NAME.test(baseName(to)) || dirname(from) !== dirname(to)) return undefined;
+    const fhs: number[] = [];
+    for (const [fh, p] of handles) if (p === from) fhs.push(fh);
+    return fhs.length > 0 ? fhs : undefined;
+  }
+
+  const ops: FuseOps = {
+    init(cb) {
+      cb(0);
+    },
+
+    access(path, _mode, cb) {
+      // The kernel checks permissions itself (default_permissions); access(2) only needs the file to exist.
+      run('access', path, cb, async () => {
+        await statOf(path);
+        return [0];
+      });
+    },
+
+    statfs(path, cb) {
+      run('statfs', path, cb, async () => [0, toStatfsArray(await fs.statfs())]);
+    },
+
+    getattr(path, cb) {
+      run('getattr', path, cb, async () => [0, await statOf(path)]);
+    },
+
+    fgetattr(path, fh, cb) {
+      run('fgetattr', path, cb, async () => [0, fh > 0 && handles.has(fh) ? attrToStat(await fs.fgetattr(fh)) : await statOf(path)]);
+    },
+
+    readdir(path, cb) {
+      const reply = (code: number, value?: { names: string[]; stats: FuseStat[] }): void => cb(code, value?.names, value?.stats);
+      run('readdir', path, reply, async () => {
+        const [entries, self] = await Promise.all([fs.readdir(path), fs.getattr(path)]);
+        const parent = path === '/' ? self : await fs.getattr(dirname(path));
+        const names = ['.', '..'];
+        const stats = [attrToStat(self), attrToStat(parent)];
+        for (const e of entries) {
+          names.push(e.name);
+          stats.push(attrToStat(e.attr));
+        }
+        return [0, { names, stats }];
+      });
+    },
+
+    readlink(path, cb) {
+      run('readlink', path, cb, async () => [0, await fs.readlink(path)]);
+    },
+
+    open(path, flags, cb) {
+      run('open', path, cb, async () => [0, noteOpen(path, await fs.open(path, flags))]);
+    },
+
+    create(path, mode, cb) {
+      // fuse-native passes the mode only, not the open flags: the kernel sends CREATE only after a failed
+      // lookup, and checks O_EXCL itself; the handle is opened read-write (the kernel enforces the access mode).
+      run('create', path, cb, async () => [0, noteOpen(path, await fs.create(path, modeOf(mode), O_CREAT | O_RDWR, caller))]);
+    },
+
+    read(path, fh, buf, len, pos, cb) {
+      const reply = (code: number): void => cb(code);
+      run('read', path, reply, async () => {
+        const data = await fs.read(fh, len, pos);
+        const n = Math.min(data.length, len, buf.length);
+        data.copy(buf, 0, 0, n);
+        readSizes[bucketOf(n)] = (readSizes[bucketOf(n)] ?? 0) + 1;
+        observer?.bytes('read', n);
+        return [n];
+      });
+    },
+
+    write(path, fh, buf, len, pos, cb) {
+      const reply = (code: number): void => cb(code);
+      // Copy now: the buffer is libfuse's and is detached when we answer.
+      const data = Buffer.allocUnsafe(len);
+      buf.copy(data, 0, 0, len);
+      run('write', path, reply, async () => {
+        const n = await fs.write(fh, data, pos);
+        writeSizes[bucketOf(len)] = (writeSizes[bucketOf(len)] ?? 0) + 1;
+        observer?.bytes('write', n);
+        return [n];
+      });
+    },
+
+    flush(path, fh, cb) {
+      run('flush', path, cb, async () => {
+        if (fh > 0) await fs.flush(fh);
+        return [0];
+      });
+    },
+
+    fsync(path, datasync, fh, cb) {
+      // fuse-native's order is (path, datasync, fh), whatever its README says.
+      run('fsync', path, cb, async () => {
+        if (fh > 0) await fs.fsync(fh, datasync !== 0);
+        else await fsyncdir(path, datasync !== 0);
+        return [0];
+      });
+    },
+
+    fsyncdir(path, datasync, _fh, cb) {
+      run('fsyncdir', path, cb, async () => {
+        await fsyncdir(path, datasync !== 0);
+        return [0];
+      });
+    },
+
+    release(path, fh, cb) {
+      run('release', path, cb, async () => {
+        handles.delete(fh);
+        for (const set of hidden.values()) set.delete(fh);
+        await fs.release(fh);
+        return [0];
+      });
+    },
+
+    releasedir(_path, _fh, cb) {
+      cb(0);
+    },
+
+    truncate(path, size, cb) {
+      run('truncate', path, cb, async () => {
+        const fh = hiddenHandle(path);
+        if (fh !== undefined) await fs.ftruncate(fh, size);
+        else await fs.truncate(path, size);
+        return [0];
+      });
+    },
+
+    ftruncate(path, fh, size, cb) {
+      run('ftruncate', path, cb, async () => {
+        if (fh > 0 && handles.has(fh)) await fs.ftruncate(fh, size);
+        else await fs.truncate(path, size);
+        return [0];
+      });
+    },
+
+    utimens(path, atime, mtime, cb) {
+      run('utimens', path, cb, async () => {
+        await fs.utimens(path, atime, mtime);
+        return [0];
+      });
+    },
+
+    chmod(path, mode, cb) {
+      run('chmod', path, cb, async () => {
+        await fs.chmod(path, mode);
+        return [0];
+      });
+    },
+
+    chown(path, uid, gid, cb) {
+      run('chown', path, cb, async () => {
+        await fs.chown(path, uid, gid);
+        return [0];
+      });
+    },
+
+    mknod(path, mode, dev, cb) {
+      run('mknod', path, cb, async () => {
+        await fs.mknod(path, modeOf(mode), dev, caller);
+        return [0];
+      });
+    },
+
+    mkdir(path, mode, cb) {
+      run('mkdir', path, cb, async () => {
+        await fs.mkdir(path, modeOf(mode), caller);
+        return [0];
+      });
+    },
+
+    rmdir(path, cb) {
+      run('rmdir', path, cb, async () => {
+        // A directory holding a file that was unlinked while open is empty in the volume, but libfuse still
+        // has the file's node under it: removing the directory would make libfuse answer ENOENT to every
+        // later read, write and fstat of that open file. So it stays until the file is closed (libfuse's own
+        // behaviour without hard_remove, and NFS's with its .nfsXXXX files).
+        for (const [p, set] of hidden) {
+          if (set.size > 0 && dirname(p) === path) throw new FsError('ENOTEMPTY', `${path} holds a file that was unlinked while still open`);
+        }
+        await fs.rmdir(path);
+        return [0];
+      });
+    },
+
+    unlink(path, cb) {
+      run('unlink', path, cb, async () => {
+        const set = hidden.get(path);
+        if (set) {
+          // libfuse removing a hidden file after its last release: the core unlinked it already.
+          if (set.size === 0) hidden.delete(path);
+          return [0];
+        }
+        await fs.unlink(path);
+        return [0];
+      });
+    },
+
+    rename(from, to, cb) {
+      run('rename', from, cb, async () => {
+        const hiding = isHide(from, to);
+        if (hiding) {
+          await fs.unlink(from);
+          hidden.set(to, new Set(hiding));
+          for (const fh of hiding) handles.set(fh, to);
+          return [0];
+        }
+        await fs.rename(from, to, 0);
+        renamed(from, to);
+        return [0];
+      });
+    },
+
+    link(existing, newPath, cb) {
+      run('link', newPath, cb, async () => {
+        await fs.link(existing, newPath);
+        return [0];
+      });
+    },
+
+    symlink(target, path, cb) {
+      run('symlink', path, cb, async () => {
+        await fs.symlink(target, path, caller);
+        return [0];
+      });
+    },
+
+    setxattr(path, name, value, _position, flags, cb) {
+      const copy = Buffer.from(value); // libfuse's memory, detached when we answer
+      run('setxattr', path, cb, async () => {
+        await fs.setxattr(path, name, copy, flags);
+        return [0];
+      });
+    },
+
+    getxattr(path, name, _size, cb) {
+      run('getxattr', path, cb, async () => [0, await fs.getxattr(path, name)]);
+    },
+
+    listxattr(path, cb) {
+      run('listxattr', path, cb, async () => [0, await fs.listxattr(path)]);
+    },
+
+    removexattr(path, name, cb) {
+      run('removexattr', path, cb, async () => {
+        await fs.removexattr(path, name);
+        return [0];
+      });
+    },
+  };
+
+  function stats(): FuseAdapterStats {
+    let unlinkedOpen = 0;
+    for (const set of hidden.values()) unlinkedOpen += set.size;
+    return {
+      openHandles: handles.size,
+      unlinkedOpen,
+      ops: structuredClone(opStats),
+      writeSizes: { ...writeSizes },
+      readSizes: { ...readSizes },
+      unexpectedErrors,
+    };
+  }
+
+  return { ops, stats };
+}

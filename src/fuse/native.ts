@@ -1,0 +1,265 @@
+/**
+ * The fuse-native binding (2.2.6, libfuse 2.9 high-level API), loaded lazily, typed, and corrected.
+ *
+ * fuse-native has no types and four defects that matter to a filesystem people trust, all checked against
+ * its index.js / fuse-native.c and on a real mount (native-notes/fuse-native.md):
+ *  1. `_op_fgetattr` calls `ops.getattr(path)`: the handle is dropped. Overridden to call `ops.fgetattr(path, fh)`.
+ *  2. The C `utimens` dispatcher passes atime twice (`FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)`): mtime never
+ *     reaches JS. The thread-locals struct it copies from is a Buffer that JS allocated (`_malloc`) and that
+ *     is handed to every handler as its first argument; mtime sits right after atime in it. We read it from
+ *     there, after checking that the atime field holds the atime we were given (so a different layout is
+ *     detected, logged, and degrades to the old behaviour instead of reading garbage).
+ *  3. `_op_getxattr` copies the value into libfuse's buffer without checking its size and returns the full
+ *     length (libfuse would then send bytes past its buffer); `_op_listxattr` likewise. Overridden to answer
+ *     ERANGE when the caller's buffer is too small, and the exact size for a size query.
+ *  4. Its stat/statvfs conversions wrap values above 2^32 and force nlink >= 1: getattr, fgetattr, readdir and
+ *     statfs take ready arrays from ./stat.ts instead.
+ *
+ * Loading needs libfuse.so.2 (Debian: libfuse2) at run time; `loadFuseNative()` turns the loader's failure
+ * into an explanation.
+ */
+
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { toStatArray, type FuseStat } from './stat.js';
+
+/** A fuse-native op callback: a result code (0 or a negative errno, or a byte count for read/write) and a value. */
+export type FuseCallback<T = never> = [T] extends [never] ? (code: number) => void : (code: number, value?: T) => void;
+
+/** The op table fuse-native calls (the shapes of its index.js, with our fgetattr/utimens/xattr fixes). */
+export interface FuseOps {
+  init?(cb: (code: number) => void): void;
+  access?(path: string, mode: number, cb: (code: number) => void): void;
+  statfs?(path: string, cb: (code: number, statfs?: Uint32Array) => void): void;
+  getattr(path: string, cb: (code: number, stat?: FuseStat) => void): void;
+  fgetattr?(path: string, fh: number, cb: (code: number, stat?: FuseStat) => void): void;
+  flush?(path: string, fh: number, cb: (code: number) => void): void;
+  fsync?(path: string, datasync: number, fh: number, cb: (code: number) => void): void;
+  fsyncdir?(path: string, datasync: number, fh: number, cb: (code: number) => void): void;
+  readdir?(path: string, cb: (code: number, names?: string[], stats?: FuseStat[]) => void): void;
+  truncate?(path: string, size: number, cb: (code: number) => void): void;
+  ftruncate?(path: string, fh: number, size: number, cb: (code: number) => void): void;
+  utimens?(path: string, atime: number, mtime: number, cb: (code: number) => void): void;
+  readlink?(path: string, cb: (code: number, target?: string) => void): void;
+  chown?(path: string, uid: number, gid: number, cb: (code: number) => void): void;
+  chmod?(path: string, mode: number, cb: (code: number) => void): void;
+  mknod?(path: string, mode: number, dev: number, cb: (code: number) => void): void;
+  setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: (code: number) => void): void;
+  /** Our shape (fixed): `size` is the caller's buffer size (0: a size query). */
+  getxattr?(path: string, name: string, size: number, cb: (code: number, value?: Buffer) => void): void;
+  /** Our shape (fixed). */
+  listxattr?(path: string, cb: (code: number, names?: string[]) => void): void;
+  removexattr?(path: string, name: string, cb: (code: number) => void): void;
+  open?(path: string, flags: number, cb: (code: number, fh?: number) => void): void;
+  opendir?(path: string, flags: number, cb: (code: number, fh?: number) => void): void;
+  read?(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
+  write?(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
+  release?(path: string, fh: number, cb: (code: number) => void): void;
+  releasedir?(path: string, fh: number, cb: (code: number) => void): void;
+  create?(path: string, mode: number, cb: (code: number, fh?: number) => void): void;
+  unlink?(path: string, cb: (code: number) => void): void;
+  rename?(from: string, to: string, cb: (code: number) => void): void;
+  link?(existing: string, newPath: string, cb: (code: number) => void): void;
+  symlink?(target: string, path: string, cb: (code: number) => void): void;
+  mkdir?(path: string, mode: number, cb: (code: number) => void): void;
+  rmdir?(path: string, cb: (code: number) => void): void;
+}
+
+/** Per-op timeouts of fuse-native: ms, or false for none. */
+export type FuseTimeouts = { default: number } & Partial<Record<string, number | false>>;
+
+/** The options fuse-native's constructor understands (the subset we use). */
+export interface FuseNativeOptions {
+  timeout?: number | false | FuseTimeouts;
+  force?: boolean;
+  mkdir?: boolean;
+  debug?: boolean;
+  allowOther?: boolean;
+  defaultPermissions?: boolean;
+  maxRead?: number;
+  fsname?: string;
+  subtype?: string;
+  kernelCache?: boolean;
+  autoCache?: boolean;
+  entryTimeout?: number;
+  attrTimeout?: number;
+}
+
+/** An instance of the (fixed) fuse-native class. */
+export interface FuseInstance {
+  readonly mnt: string;
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+  /** The `-o...` argument fuse-native will pass to libfuse (for logs and tests). */
+  _fuseOptions(): string;
+  /**
+   * After the mount is gone (we ran fusermount ourselves): lets go of the native handle that keeps the event
+   * loop alive. fuse-native's own unmount() would run `fusermount -uz` first, which fails once unmounted.
+   */
+  detach(): void;
+}
+
+export interface FuseNativeModule {
+  /** The corrected class. */
+  Fuse: new (mountpoint: string, ops: FuseOps, opts: FuseNativeOptions) => FuseInstance;
+  /** fuse-native's package version. */
+  version: string;
+}
+
+/** Byte offsets in fuse-native 2.2.6's `fuse_thread_locals_t` on LP64 Linux (see the header comment). */
+const LOCALS_ATIME_OFFSET = 104;
+const LOCALS_MTIME_OFFSET = 112;
+
+let loaded: FuseNativeModule | undefined;
+let mtimeFixWarned = false;
+
+/** Called when the utimens fix cannot read mtime (logged once by the caller's logger). */
+let onUtimensFallback: (() => void) | undefined;
+
+export function setUtimensFallbackHandler(fn: () => void): void {
+  onUtimensFallback = fn;
+}
+
+export class FuseUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FuseUnavailableError';
+  }
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Signal = (code: number, ...values: unknown[]) => void;
+
+/** Loads fuse-native and builds the corrected class (once). Throws FuseUnavailableError with a remedy. */
+export function loadFuseNative(): FuseNativeModule {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  let Base: any;
+  let binding: any;
+  let version = 'unknown';
+  try {
+    const pkgPath = require.resolve('fuse-native/package.json');
+    version = String((require(pkgPath) as { version?: unknown }).version);
+    Base = require('fuse-native');
+    // The same .node module fuse-native loaded (require caches it): for the op numbers.
+    const requireFromFuse = createRequire(pkgPath);
+    binding = requireFromFuse('node-gyp-build')(dirname(pkgPath));
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const hint = /libfuse|\.so/.test(message)
+      ? 'the FUSE 2 library is missing: install it (Debian/Ubuntu: apt-get install libfuse2 fuse3)'
+      : 'the fuse-native module could not be loaded';
+    throw new FuseUnavailableError(`cannot use FUSE: ${hint} (${message})`, { cause: err });
+  }
+  if (version !== '2.2.6') {
+    // The overrides below follow 2.2.6's internals exactly; another version may differ.
+    process.emitWarning(`swiftfs was written against fuse-native 2.2.6, found ${version}`);
+  }
+  const opUtimens: number = binding.op_utimens;
+
+  class FixedFuse extends Base {
+    _utimensLocals: Buffer | null = null;
+
+    constructor(mountpoint: string, ops: FuseOps, opts: FuseNativeOptions) {
+      super(mountpoint, ops, opts);
+      // Fix 2: remember the thread-locals buffer of the utimens call being dispatched (ops run one at a time
+      // on the JS thread, and _op_utimens is called synchronously from this handler).
+      const handlers: ((...args: unknown[]) => unknown)[] = (this as any)._handlers;
+      const original = handlers[opUtimens];
+      if (original) {
+        handlers[opUtimens] = (nativeHandler: unknown, opCode: unknown, ...args: unknown[]) => {
+          this._utimensLocals = Buffer.isBuffer(nativeHandler) ? nativeHandler : null;
+          try {
+            return original(nativeHandler, opCode, ...args);
+          } finally {
+            this._utimensLocals = null;
+          }
+        };
+      }
+    }
+
+    detach(): void {
+      binding.fuse_native_unmount((this as any).mnt, (this as any)._thread);
+    }
+
+    _op_statfs(signal: Signal, path: string): void {
+      (this as any).ops.statfs(path, (code: number, statfs?: Uint32Array) => {
+        if (code) return signal(code);
+        return signal(0, statfs ?? new Uint32Array(11));
+      });
+    }
+
+    _op_getattr(signal: Signal, path: string): void {
+      (this as any).ops.getattr(path, (code: number, stat?: FuseStat) => {
+        if (code) return signal(code);
+        return signal(0, toStatArray(stat));
+      });
+    }
+
+    // Fix 1: pass the handle.
+    _op_fgetattr(signal: Signal, path: string, fh: number): void {
+      const ops: FuseOps = (this as any).ops;
+      const done = (code: number, stat?: FuseStat): void => {
+        if (code) return signal(code);
+        return signal(0, toStatArray(stat));
+      };
+      if (ops.fgetattr) ops.fgetattr(path, fh, done);
+      else ops.getattr(path, done);
+    }
+
+    _op_readdir(signal: Signal, path: string): void {
+      (this as any).ops.readdir(path, (code: number, names?: string[], stats?: FuseStat[]) => {
+        if (code) return signal(code);
+        const list = names ?? [];
+        const arrays = stats && stats.length === list.length ? stats.map((s) => toStatArray(s)) : [];
+        return signal(0, list, arrays);
+      });
+    }
+
+    _op_utimens(signal: Signal, path: string, atimeLow: number, atimeHigh: number): void {
+      const atime = atimeLow + atimeHigh * 4294967296;
+      let mtime = atime;
+      const locals = this._utimensLocals;
+      if (locals && locals.length >= LOCALS_MTIME_OFFSET + 8 && Number(locals.readBigUInt64LE(LOCALS_ATIME_OFFSET)) === atime) {
+        mtime = Number(locals.readBigUInt64LE(LOCALS_MTIME_OFFSET));
+      } else if (!mtimeFixWarned) {
+        mtimeFixWarned = true;
+        onUtimensFallback?.();
+      }
+      (this as any).ops.utimens(path, atime, mtime, (code: number) => signal(code));
+    }
+
+    // Fix 3: size checks.
+    _op_getxattr(signal: Signal, path: string, name: string, valueBuf: Buffer): void {
+      (this as any).ops.getxattr(path, name, valueBuf.length, (code: number, value?: Buffer) => {
+        if (code) return signal(code, valueBuf.buffer);
+        const v = value ?? Buffer.alloc(0);
+        if (valueBuf.length === 0) return signal(v.length, valueBuf.buffer);
+        if (v.length > valueBuf.length) return signal(-34 /* ERANGE */, valueBuf.buffer);
+        v.copy(valueBuf);
+        return signal(v.length, valueBuf.buffer);
+      });
+    }
+
+    _op_listxattr(signal: Signal, path: string, listBuf: Buffer): void {
+      (this as any).ops.listxattr(path, (code: number, names?: string[]) => {
+        if (code) return signal(code, listBuf.buffer);
+        const list = names ?? [];
+        let size = 0;
+        for (const n of list) size += Buffer.byteLength(n) + 1;
+        if (listBuf.length === 0) return signal(size, listBuf.buffer);
+        if (size > listBuf.length) return signal(-34 /* ERANGE */, listBuf.buffer);
+        let at = 0;
+        for (const n of list) {
+          at += listBuf.write(n, at);
+          listBuf[at++] = 0;
+        }
+        return signal(at, listBuf.buffer);
+      });
+    }
+  }
+
+  loaded = { Fuse: FixedFuse as unknown as FuseNativeModule['Fuse'], version };
+  return loaded;
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
