@@ -192,7 +192,13 @@ export function readErrorText(body: ResponseBody, limit = 512): Promise<string> 
  * Reads a whole response body. With a known length, the bytes go straight into one preallocated Buffer (no
  * concatenation copy); a body shorter or longer than announced is an Unavailable error (retryable).
  */
-export function readBody(body: ResponseBody, contentLength: number | undefined, details: StoreErrorDetails & { op: string }): Promise<Buffer> {
+export function readBody(
+  body: ResponseBody,
+  contentLength: number | undefined,
+  details: StoreErrorDetails & { op: string },
+  /** Sees each chunk as it arrives (e.g. a hash: its work overlaps with the network). */
+  onChunk?: (chunk: Buffer) => void,
+): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const known = contentLength !== undefined && Number.isSafeInteger(contentLength) && contentLength >= 0;
     const out = known ? Buffer.allocUnsafe(contentLength) : undefined;
@@ -217,6 +223,7 @@ export function readBody(body: ResponseBody, contentLength: number | undefined, 
         parts.push(chunk);
       }
       size += chunk.length;
+      onChunk?.(chunk);
     });
     body.on('error', fail);
     body.on('end', () => {

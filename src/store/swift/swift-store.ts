@@ -624,9 +624,11 @@ export class SwiftStore implements ObjectStore {
         return { body: Buffer.alloc(0), info: objectInfoFrom(key, res.headers, cr.total) };
       }
       if (res.statusCode !== 200) throw await this.failure(res, details);
-      const whole = await readBody(res.body, length, details);
+      const expected = this.verifyDownloads ? plainEtag(res.headers) : undefined;
+      const hash = expected === undefined ? undefined : createHash('md5');
+      const whole = await readBody(res.body, length, details, hash === undefined ? undefined : (chunk) => hash.update(chunk));
       const info = objectInfoFrom(key, res.headers, whole.length);
-      if (this.verifyDownloads && info.etag !== undefined && md5Hex(whole) !== info.etag) {
+      if (hash !== undefined && hash.digest('hex') !== expected) {
         throw new StoreError(StoreErrorCode.Integrity, `swift get ${container}/${key}: the downloaded bytes do not match the stored MD5`, details);
       }
       if (!ranged || range === undefined) return { body: whole, info };
