@@ -50,6 +50,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** An option given to a store it does not apply to: a mistake in the file, reported at load, not on use. */
+class StoreShapeError extends ConfigError {}
+
 // ------------------------------------------------------------------ typed stores
 
 interface StoreBase extends StoreTuning {
@@ -504,10 +507,10 @@ function buildStore(name: string, settings: Settings, tuning: StoreTuning, fromE
   for (const [optionName, setting] of settings) {
     const spec = findOption(optionName)!;
     if (spec.kinds && !spec.kinds.includes(kind)) {
-      throw new ConfigError(`${where}: ${optionName} does not apply to a ${kind} store (from ${setting.origin})`, optionName);
+      throw new StoreShapeError(`${where}: ${optionName} does not apply to a ${kind} store (from ${setting.origin})`, optionName);
     }
     if (auth !== undefined && spec.auth && !spec.auth.includes(auth)) {
-      throw new ConfigError(`${where}: ${optionName} does not apply to Swift ${auth} auth (from ${setting.origin})`, optionName);
+      throw new StoreShapeError(`${where}: ${optionName} does not apply to Swift ${auth} auth (from ${setting.origin})`, optionName);
     }
   }
   const missing = (...names: string[]) => new ConfigError(`${where}: ${kind}${auth ? ` ${auth}` : ''} store needs ${names.map((n) => want(n, fromEnv)).join(' and ')}`, names[0]);
@@ -711,7 +714,7 @@ export function loadConfig(input: LoadConfigInput = {}): Config {
     try {
       stores[storeName] = buildStore(storeName, identity, tuning, storeName === 'default' && envStore?.fromEnv === true);
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
+      if (!(err instanceof ConfigError) || err instanceof StoreShapeError) throw err;
       storeProblems[storeName] = err.message;
       warnings.push(err.message);
     }
@@ -763,10 +766,12 @@ function storeFromEnvironment(
   const typeSpec = findOption('type')!;
   const explicitType = fromEnv(typeSpec, env);
   if (explicitType) setFrom(settings, typeSpec, explicitType.raw, explicitType.origin, cwd);
+  let guessedType = false;
   if (!settings.has('type')) {
     const guessed = guessEnvKind(env);
     if (guessed === undefined) return fileDefault ? { settings, fromEnv: false } : undefined;
     settings.set('type', { value: guessed, origin: 'env (guessed from the variables set)' });
+    guessedType = true;
   }
   const kind = settings.get('type')!.value as StoreKind;
   let auth: string | undefined;
@@ -780,11 +785,12 @@ function storeFromEnvironment(
     }
     auth = settings.get('auth')?.value as string | undefined;
   }
-  let any = explicitType !== undefined;
+  let any = explicitType !== undefined || guessedType;
   for (const spec of storeSpecs) {
     if (spec.common || spec.name === 'type' || spec.name === 'auth') continue;
     if (spec.kinds && !spec.kinds.includes(kind)) continue;
-    if (auth !== undefined && spec.auth && !spec.auth.includes(auth as SwiftAuthKind)) continue;
+    // Auth-specific options only once the method is known (else buildStore asks for SWIFTFS_AUTH).
+    if (kind === 'swift' && spec.auth && (auth === undefined || !spec.auth.includes(auth as SwiftAuthKind))) continue;
     const found = fromEnv(spec, env, { type: kind, ...(auth === undefined ? {} : { auth }) });
     if (found) {
       setFrom(settings, spec, found.raw, found.origin, cwd);
