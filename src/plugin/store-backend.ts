@@ -138,8 +138,14 @@ export class StoreVolumeBackend implements VolumeBackend {
       store = rest['store'];
     }
     // Validates every option against the table (unknown, not per-volume, bad value, inconsistent sizes).
-    const validated = resolveVolumeOptions(this.config, rest, 'option');
-    void validated;
+    try {
+      resolveVolumeOptions(this.config, rest, 'option');
+    } catch (err) {
+      if (err instanceof Error && /unknown option/.test(err.message)) {
+        throw new Error(`${err.message}; and where the volume lives: ${ADDRESS_OPTIONS.join(', ')}`, { cause: err });
+      }
+      throw err;
+    }
     const resolved = resolveVolume(this.config, { scheme, store, container }, {});
     delete rest['store'];
     const location: VolumeLocation = {

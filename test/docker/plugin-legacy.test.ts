@@ -1,0 +1,209 @@
+/**
+ * The swiftfs volume plugin in legacy mode (a socket in /run/docker/plugins) driven by a REAL Docker engine
+ * (scripts/docker-engine.sh) against the test Swift: volume create/ls/inspect/rm, containers writing to a
+ * volume (and the data being in Swift when `docker run` returns), two containers sharing a mount, the plugin
+ * killed and restarted under a running container, the engine restarted, and a second host (a second engine
+ * with its own plugin, cache and mount root) mounting the volume after the first let it go.
+ *
+ * Tests that need real FUSE mounts skip (with a message) while `swiftfs mount` is not built.
+ */
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { isCi, readSwiftEnv } from '../helpers/swift-env.js';
+import {
+  DockerEngine,
+  PluginHost,
+  TEST_IMAGE,
+  dockerUnavailable,
+  mountCommandBuilt,
+  readVolumeFiles,
+  run,
+  testSwiftStore,
+  uniquePluginName,
+  uniqueVolume,
+} from '../helpers/docker.js';
+import type { ObjectStore } from '../../src/store/object-store.js';
+import { isStoreError } from '../../src/store/errors.js';
+
+const swift = readSwiftEnv('A');
+const skipReason = swift === undefined ? 'no test Swift (SWIFTFS_TEST_ST_AUTH unset; run through scripts/run-tests.mjs)' : dockerUnavailable();
+
+function md5(data: Buffer): string {
+  return createHash('md5').update(data).digest('hex');
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+interface PluginStateFile {
+  volumes: Record<string, { mounts: Record<string, number>; process?: { pid: number }; draining?: unknown }>;
+}
+
+describe('swiftfs legacy plugin with a real Docker engine', { skip: !isCi() && skipReason ? skipReason : false }, () => {
+  let engine: DockerEngine;
+  let engineB: DockerEngine | undefined;
+  let hostA: PluginHost;
+  let hostB: PluginHost | undefined;
+  let store: ObjectStore;
+  let root: string;
+  let mountBuilt = false;
+  const noMount = 'swiftfs mount (the FUSE door) is not built yet';
+  const shared = uniqueVolume('dk-shared');
+
+  function state(host: PluginHost): PluginStateFile {
+    return JSON.parse(readFileSync(join(host.stateDir, 'plugin', 'state.json'), 'utf8')) as PluginStateFile;
+  }
+
+  before(async () => {
+    if (skipReason !== undefined) throw new Error(`Docker tests cannot run: ${skipReason}`);
+    mountBuilt = await mountCommandBuilt();
+    root = mkdtempSync('/var/tmp/swiftfs-docker-');
+    store = testSwiftStore(swift!);
+    engine = await DockerEngine.start();
+    hostA = new PluginHost({ name: uniquePluginName('sfa'), root: join(root, 'host-a'), swift: swift! });
+    await hostA.start();
+  });
+
+  after(async () => {
+    for (const e of [engine, engineB]) {
+      if (e === undefined) continue;
+      const ids = (await e.docker(['ps', '-aq'])).stdout.split('\n').filter((x) => x !== '');
+      if (ids.length > 0) await e.docker(['rm', '-f', ...ids], 60_000);
+    }
+    await hostA?.stop();
+    await hostB?.stop();
+    await engine?.destroy();
+    await engineB?.destroy();
+    // Mount processes left behind by a failed test: stop them (they flush on SIGTERM).
+    await run('sh', ['-c', `for m in $(grep -o " ${root}[^ ]*" /proc/self/mountinfo); do fusermount -u -z "$m" 2>/dev/null || umount -l "$m"; done`], { timeoutMs: 30_000 });
+    await store?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  test('volume create, ls, inspect and rm go through the plugin to Swift; bad options change nothing', async () => {
+    const vol = uniqueVolume('dk-basic');
+    await engine.dockerOk(['volume', 'create', '-d', hostA.name, '-o', 'fsync=local', '-o', 'cache-size=256M', vol]);
+    const labels = await store.getLabels(vol);
+    assert.equal(labels['swiftfs-volume'], vol, 'the Swift container is named as the volume and labelled');
+    const ls = await engine.dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']);
+    assert.ok(ls.split('\n').includes(`${hostA.name} ${vol}`), ls);
+    const inspectText = await engine.dockerOk(['volume', 'inspect', vol]);
+    const [inspect] = JSON.parse(inspectText) as { Scope: string; Status: Record<string, unknown>; Mountpoint: string }[];
+    assert.equal(inspect!.Scope, 'global');
+    assert.equal(inspect!.Status['uuid'], labels['swiftfs-uuid']);
+    assert.equal(inspect!.Status['container'], vol);
+    assert.equal(inspect!.Status['backend'], 'swift');
+    assert.equal(inspect!.Status['health'], 'ok');
+    assert.deepEqual(inspect!.Status['options'], { fsync: 'local', 'cache-size': '256M' });
+    assert.equal(inspect!.Mountpoint, join(hostA.mountRoot, vol));
+    assert.ok(!inspectText.includes(swift!.key), 'no credential in docker volume inspect');
+    assert.ok(!readFileSync(hostA.logFile, 'utf8').includes(`"${swift!.key}"`), 'no credential in the plugin log');
+
+    const bad = uniqueVolume('dk-bad');
+    const r = await engine.docker(['volume', 'create', '-d', hostA.name, '-o', 'nosuchoption=1', bad]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /unknown option/);
+    assert.ok(!(await engine.dockerOk(['volume', 'ls', '-q'])).includes(bad));
+    await assert.rejects(store.headContainer(bad), (err: unknown) => isStoreError(err, 'NotFound'));
+
+    await engine.dockerOk(['volume', 'rm', vol]);
+    assert.ok(!(await engine.dockerOk(['volume', 'ls', '-q'])).split('\n').includes(vol));
+    await waitFor('the container to be deleted from Swift', async () => {
+      try {
+        await store.headContainer(vol);
+        return false;
+      } catch (err) {
+        return isStoreError(err, 'NotFound');
+      }
+    });
+  });
+
+  test('a container that writes and exits at once: the data is in Swift when docker run returns', async (t) => {
+    if (!mountBuilt) return t.skip(noMount);
+    await engine.dockerOk(['volume', 'create', '-d', hostA.name, shared]);
+    const out = await engine.dockerOk(
+      ['run', '--rm', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sh', '-c', 'echo hello > /data/a.txt && dd if=/dev/urandom of=/data/b.bin bs=1M count=3 2>/dev/null && md5sum /data/b.bin'],
+      180_000,
+    );
+    const sum = out.trim().split(/\s+/)[0];
+    // Straight from the store, right away: no waiting for a background upload.
+    const files = await readVolumeFiles(store, shared, ['/a.txt', '/b.bin']);
+    assert.equal(files.get('/a.txt')?.toString(), 'hello\n');
+    assert.equal(md5(files.get('/b.bin') ?? Buffer.alloc(0)), sum);
+    const s = state(hostA).volumes[shared];
+    assert.deepEqual(s?.mounts, {}, 'no references left');
+    assert.equal(s?.process, undefined, 'the mount process was stopped');
+  });
+
+  test('two containers share one mount; the plugin killed and restarted under them changes nothing', async (t) => {
+    if (!mountBuilt) return t.skip(noMount);
+    await engine.dockerOk(['run', '-d', '--name', 'c1', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sleep', '3600']);
+    await engine.dockerOk(['run', '-d', '--name', 'c2', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sleep', '3600']);
+    await engine.dockerOk(['exec', 'c1', 'sh', '-c', 'echo from-c1 > /data/c1.txt']);
+    assert.equal((await engine.dockerOk(['exec', 'c2', 'cat', '/data/c1.txt'])).trim(), 'from-c1');
+    const before = state(hostA).volumes[shared];
+    assert.equal(Object.values(before?.mounts ?? {}).reduce((a, b) => a + b, 0), 2);
+    const mountPid = before?.process?.pid;
+    assert.ok(mountPid);
+
+    await hostA.kill('SIGKILL');
+    await hostA.start();
+    // The containers keep working: same mount process, no ENOTCONN.
+    await engine.dockerOk(['exec', 'c1', 'sh', '-c', 'cat /data/a.txt && echo after-restart > /data/after.txt']);
+    assert.equal((await engine.dockerOk(['exec', 'c2', 'cat', '/data/after.txt'])).trim(), 'after-restart');
+    assert.equal(state(hostA).volumes[shared]?.process?.pid, mountPid, 're-adopted, not remounted');
+
+    await engine.dockerOk(['rm', '-f', 'c2']);
+    assert.equal(state(hostA).volumes[shared]?.process?.pid, mountPid, 'still mounted for c1');
+    await engine.dockerOk(['stop', '-t', '1', 'c1']);
+    await engine.dockerOk(['rm', 'c1']);
+    assert.equal(state(hostA).volumes[shared]?.process, undefined);
+    const files = await readVolumeFiles(store, shared, ['/after.txt', '/c1.txt']);
+    assert.equal(files.get('/after.txt')?.toString(), 'after-restart\n');
+    assert.equal(files.get('/c1.txt')?.toString(), 'from-c1\n');
+  });
+
+  test('the engine restarted: volumes still listed and usable', async (t) => {
+    const vol = uniqueVolume('dk-restart');
+    await engine.dockerOk(['volume', 'create', '-d', hostA.name, vol]);
+    await engine.stop();
+    await engine.startAgain();
+    const ls = await engine.dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']);
+    assert.ok(ls.split('\n').includes(`${hostA.name} ${vol}`), ls);
+    if (!mountBuilt) return t.skip(`listing checked; ${noMount}`);
+    assert.equal((await engine.dockerOk(['run', '--rm', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'cat', '/data/a.txt'])).trim(), 'hello');
+  });
+
+  test('a second host mounts the volume after the first let go, and is refused while the first holds it', async (t) => {
+    if (!mountBuilt) return t.skip(noMount);
+    engineB = await DockerEngine.start();
+    hostB = new PluginHost({ name: uniquePluginName('sfb'), root: join(root, 'host-b'), swift: swift! });
+    await hostB.start();
+    // Global scope: host B finds the volume in Swift.
+    await engineB.dockerOk(['volume', 'create', '-d', hostB.name, shared]);
+    const [inspect] = JSON.parse(await engineB.dockerOk(['volume', 'inspect', shared])) as { Status: Record<string, unknown> }[];
+    assert.equal(inspect!.Status['uuid'], (await store.getLabels(shared))['swiftfs-uuid']);
+
+    await engine.dockerOk(['run', '-d', '--name', 'holder', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sleep', '3600']);
+    const refused = await engineB.docker(['run', '--rm', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'true'], 120_000);
+    assert.notEqual(refused.code, 0, 'refused while host A holds the volume');
+    assert.match(refused.stderr, /in use/);
+    await engine.dockerOk(['exec', 'holder', 'sh', '-c', 'echo from-a > /data/handover.txt']);
+    await engine.dockerOk(['rm', '-f', 'holder']);
+
+    const out = await engineB.dockerOk(['run', '--rm', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sh', '-c', 'cat /data/handover.txt && echo from-b > /data/b.txt'], 180_000);
+    assert.equal(out.trim(), 'from-a');
+    const files = await readVolumeFiles(store, shared, ['/b.txt']);
+    assert.equal(files.get('/b.txt')?.toString(), 'from-b\n');
+    assert.notEqual(hostB.cacheDir, hostA.cacheDir);
+  });
+});
