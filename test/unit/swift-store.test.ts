@@ -110,6 +110,33 @@ describe('swift store: requests, faults and retries', () => {
     assert.equal((await rejection(store.put('c', 'str4', Readable.from([Buffer.from('q')])))).code, 'Integrity');
   });
 
+  it('a stream put has an inactivity deadline, not a total one', async () => {
+    const quick = open({ retry: { retries: 1, baseDelayMs: 5, maxDelayMs: 5, attemptTimeoutMs: 300 } });
+    async function* steady() {
+      for (let i = 0; i < 8; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        yield Buffer.from(`chunk${i};`);
+      }
+    }
+    const started = Date.now();
+    await quick.put('c', 'steady', steady());
+    assert.ok(Date.now() - started >= 800, 'the upload outlived the 300 ms attempt deadline');
+    assert.equal((await quick.get('c', 'steady')).body.toString(), Array.from({ length: 8 }, (_, i) => `chunk${i};`).join(''));
+
+    async function* stalled() {
+      yield Buffer.from('first');
+      await new Promise((r) => setTimeout(r, 5_000));
+      yield Buffer.from('never');
+    }
+    const t0 = Date.now();
+    const err = await rejection(quick.put('c', 'stalled', stalled()));
+    const elapsed = Date.now() - t0;
+    assert.equal(err.code, 'Timeout');
+    assert.match(err.message, /no upload progress for 300 ms/);
+    assert.ok(elapsed < 1_500, `took ${elapsed} ms`);
+    assert.equal(fake.containers.get('c')!.objects.has('stalled'), false);
+  });
+
   it('a token rejected during a stream put: re-authenticates, reports Unavailable, does not resend', async () => {
     fake.revokeAll();
     const err = await rejection(store.put('c', 's401', Readable.from([Buffer.from('data')])));

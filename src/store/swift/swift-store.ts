@@ -197,15 +197,20 @@ function metadataHeaders(op: string, container: string, key: string, metadata: R
   }
 }
 
-/** Passes a stream's chunks through while hashing them and counting bytes. */
-async function* hashing(source: AsyncIterable<Uint8Array>, state: { hash: ReturnType<typeof createHash>; size: number }): AsyncGenerator<Buffer> {
+/** Passes a stream's chunks through while hashing them, counting bytes and reporting progress. */
+async function* hashing(source: AsyncIterable<Uint8Array>, state: { hash: ReturnType<typeof createHash>; size: number }, progress: () => void): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : asBuffer(chunk);
     state.hash.update(buf);
     state.size += buf.length;
+    progress();
     yield buf;
   }
+  progress();
 }
+
+/** Longest timer Node accepts: a stream put has no total deadline, only an inactivity one. */
+const NO_TOTAL_DEADLINE_MS = 2_147_483_647;
 
 export class SwiftStore implements ObjectStore {
   readonly description: string;
@@ -256,7 +261,7 @@ export class SwiftStore implements ObjectStore {
   // ---------------------------------------------------------------- plumbing
 
   /** Runs one store call: retries per the policy, maps anything thrown to a StoreError. */
-  private run<T>(details: Details, call: CallOptions, fn: (signal: AbortSignal, attempt: number) => Promise<T>): Promise<T> {
+  private run<T>(details: Details, call: CallOptions, fn: (signal: AbortSignal, attempt: number) => Promise<T>, policy: RetryPolicy = this.policy): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError(StoreErrorCode.Internal, `swift ${target(details.op, details.container, details.key)}: the store is closed`, details));
     return retrying(
       async ({ signal, attempt }) => {
@@ -267,7 +272,7 @@ export class SwiftStore implements ObjectStore {
         }
       },
       {
-        policy: this.policy,
+        policy,
         idempotent: call.idempotent,
         signal: call.signal,
         onRetry: (err, attempt, delayMs) => {
@@ -713,15 +718,27 @@ export class SwiftStore implements ObjectStore {
       headers['content-length'] = String(options.size);
     }
     let used = false;
+    // A long upload is fine as long as it moves: the deadline is one of inactivity (no chunk taken from the body for
+    // attemptTimeoutMs, or no answer within attemptTimeoutMs after the last one), not of the whole transfer.
+    const idleMs = this.policy.attemptTimeoutMs;
+    const streamPolicy: RetryPolicy = { ...this.policy, attemptTimeoutMs: NO_TOTAL_DEADLINE_MS };
     return this.run(details, { idempotent: false, signal: options.signal }, async (signal) => {
       if (used) throw new StoreError(StoreErrorCode.Internal, `swift put ${container}/${key}: a stream body cannot be sent twice`, details);
       used = true;
+      const watchdog = new AbortController();
+      const timer = setTimeout(() => watchdog.abort(new DOMException(`no upload progress for ${idleMs} ms`, 'TimeoutError')), idleMs);
       const state = { hash: createHash('md5'), size: 0 };
-      const source = Readable.from(hashing(body, state), { objectMode: false });
+      const source = Readable.from(hashing(body, state, () => timer.refresh()), { objectMode: false });
       let res: Dispatcher.ResponseData;
       try {
-        res = await this.exchange(details, { method: 'PUT', path: this.objectPath(container, key), headers, body: source }, signal, false);
+        res = await this.exchange(details, { method: 'PUT', path: this.objectPath(container, key), headers, body: source }, AbortSignal.any([signal, watchdog.signal]), false);
+      } catch (err) {
+        if (watchdog.signal.aborted && !signal.aborted) {
+          throw new StoreError(StoreErrorCode.Timeout, `swift put ${container}/${key}: no upload progress for ${idleMs} ms (${state.size} bytes sent)`, { ...details, cause: err });
+        }
+        throw err;
       } finally {
+        clearTimeout(timer);
         if (!source.destroyed && !source.readableEnded) source.destroy();
       }
       if (res.statusCode === 201 || res.statusCode === 200) {
@@ -738,7 +755,7 @@ export class SwiftStore implements ObjectStore {
         throw new StoreError(StoreErrorCode.PreconditionFailed, `swift put ${container}/${key}: the object already exists`, { ...details, status: 412 });
       }
       throw await this.failure(res, details);
-    });
+    }, streamPolicy);
   }
 
   async delete(container: string, key: string, options: { signal?: AbortSignal } = {}): Promise<void> {
