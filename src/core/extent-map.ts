@@ -28,6 +28,11 @@ export function shiftRef(ref: DataRef, delta: number): DataRef {
   return 'obj' in ref ? { obj: ref.obj, off: ref.off + delta } : { wal: ref.wal, off: ref.off + delta };
 }
 
+/** A private copy of a ref (the map never shares ref objects with its callers, who may reuse theirs). */
+function copyRef(ref: DataRef): DataRef {
+  return 'obj' in ref ? { obj: ref.obj, off: ref.off } : { wal: ref.wal, off: ref.off };
+}
+
 /** Whether both refs point into the same object / the same WAL segment. */
 export function sameSource(a: DataRef, b: DataRef): boolean {
   if ('obj' in a) return 'obj' in b && a.obj === b.obj;
@@ -65,7 +70,7 @@ export class ExtentMap {
   /** Maps [off, off+len) to `ref` (and the following bytes), shadowing what was there. */
   write(off: number, len: number, ref: DataRef): void {
     if (len <= 0) return;
-    this.replace(off, off + len, { off, len, ref });
+    this.replace(off, off + len, { off, len, ref: copyRef(ref) });
   }
 
   /** Drops everything at or after `size`. */
@@ -95,7 +100,7 @@ export class ExtentMap {
         }
         const stop = Math.min(e.off + e.len, end);
         if (stop > pos) {
-          out.push({ off: pos, len: stop - pos, ref: shiftRef(e.ref, pos - e.off) });
+          out.push({ off: pos, len: stop - pos, ref: copyRef(shiftRef(e.ref, pos - e.off)) });
           pos = stop;
         }
       }
@@ -111,6 +116,7 @@ export class ExtentMap {
    */
   rebase(off: number, len: number, from: DataRef, to: DataRef): number {
     if (len <= 0) return 0;
+    to = copyRef(to);
     const end = off + len;
     const moves: Extent[] = [];
     let [ci, i] = this.seek(off);
@@ -144,7 +150,7 @@ export class ExtentMap {
   /** All extents, in order (copies). */
   all(): Extent[] {
     const out: Extent[] = [];
-    for (const c of this.chunks) for (const e of c) out.push({ off: e.off, len: e.len, ref: e.ref });
+    for (const c of this.chunks) for (const e of c) out.push({ off: e.off, len: e.len, ref: copyRef(e.ref) });
     return out;
   }
 
