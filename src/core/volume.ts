@@ -514,7 +514,7 @@ export class Volume implements VolumeFs {
       const r: WalAppend | 'empty' | 'full' = this.wal!.append(plan, data);
       if (r === 'empty') return null;
       if (r === 'full') {
-        this.committer!.kick();
+        if (this.wal!.full) this.committer!.kick(); // only commits release segments
         await this.walRoom();
         continue;
       }

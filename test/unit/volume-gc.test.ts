@@ -1,0 +1,86 @@
+/**
+ * Garbage collection: the decision rule (pure), and on a volume: after overwrites and a checkpoint, exactly the
+ * objects the state references remain (plus the current session's uncommitted ones), old segments and
+ * checkpoints go, and nothing a committed state references is deleted (every file still reads back).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isGarbageObject } from '../../src/core/gc.js';
+import { objectId, DATA_PREFIX, JOURNAL_PREFIX, CHECKPOINT_PREFIX } from '../../src/core/layout.js';
+import { setup, tempDir, readFile, writeFile, pattern, KiB, type Setup } from './volume-helpers.js';
+
+test('isGarbageObject: referenced, newer-epoch and not-yet-committed objects are kept', () => {
+  const input = { checkpointSeq: 10, referenced: new Set([objectId(3, 1)]), epoch: 3, keepFrom: 5 };
+  assert.equal(isGarbageObject(objectId(3, 1), input), false, 'referenced');
+  assert.equal(isGarbageObject(objectId(3, 2), input), true, 'ours, committed before, unreferenced');
+  assert.equal(isGarbageObject(objectId(3, 5), input), false, 'ours, maybe in flight');
+  assert.equal(isGarbageObject(objectId(3, 99), input), false);
+  assert.equal(isGarbageObject(objectId(2, 99), input), true, 'older epoch, unreferenced');
+  assert.equal(isGarbageObject(objectId(4, 0), input), false, 'newer epoch: another owner');
+  assert.equal(isGarbageObject('something/else', input), false, 'foreign names are left alone');
+});
+
+async function keys(s: Setup, prefix: string): Promise<{ key: string; size: number }[]> {
+  const out: { key: string; size: number }[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await s.memory.list(s.container, { prefix, ...(after ? { after } : {}) });
+    out.push(...page.objects.map((o) => ({ key: o.key, size: o.size })));
+    if (!page.next) return out;
+    after = page.next;
+  }
+}
+
+test('after overwrites and deletes, a checkpoint leaves only live data', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 5 });
+    for (let round = 0; round < 5; round++) {
+      await writeFile(v, '/over', pattern(200 * KiB, round));
+      await writeFile(v, `/tmp${round}`, pattern(50 * KiB, 100 + round));
+      await v.syncAll();
+      if (round > 0) await v.unlink(`/tmp${round - 1}`);
+      await v.syncAll();
+    }
+    const before = (await keys(s, DATA_PREFIX)).reduce((n, o) => n + o.size, 0);
+    await v.checkpointNow();
+    await v.mkdir('/later', 0o755);
+    await v.checkpointNow(); // a second one: the first one's segments become collectable
+    await v.rmdir('/later');
+    const data = await keys(s, DATA_PREFIX);
+    const bytes = data.reduce((n, o) => n + o.size, 0);
+    assert.ok(bytes < before, `data ${before} -> ${bytes}`);
+    // live: /over (200 KiB) + /tmp4 (50 KiB), no more than a block of slack for packing
+    assert.ok(bytes <= 250 * KiB + 64 * KiB, `live data ${bytes}`);
+    assert.ok((await keys(s, CHECKPOINT_PREFIX)).length <= 2);
+    const segs = await keys(s, JOURNAL_PREFIX);
+    assert.ok(segs.length < 10, `${segs.length} segments left`);
+    assert.deepEqual(await readFile(v, '/over'), pattern(200 * KiB, 4));
+    await v.close();
+    const fresh = await s.open({}, await tempDir());
+    assert.deepEqual(await readFile(fresh, '/over'), pattern(200 * KiB, 4));
+    assert.deepEqual(await readFile(fresh, '/tmp4'), pattern(50 * KiB, 104));
+    assert.deepEqual((await fresh.readdir('/')).map((e) => e.name).sort(), ['over', 'tmp4']);
+    await fresh.close();
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('objects left by a crashed writer of an older epoch are collected; a newer epoch is never touched', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    await s.memory.put(s.container, DATA_PREFIX + objectId(0, 7), Buffer.from('orphan of a crashed session'));
+    await s.memory.put(s.container, DATA_PREFIX + objectId(999, 0), Buffer.from('a future owner'));
+    const v = await s.open();
+    await writeFile(v, '/f', pattern(10 * KiB, 1));
+    await v.checkpointNow();
+    const left = (await keys(s, DATA_PREFIX)).map((o) => o.key);
+    assert.ok(!left.includes(DATA_PREFIX + objectId(0, 7)));
+    assert.ok(left.includes(DATA_PREFIX + objectId(999, 0)));
+    assert.deepEqual(await readFile(v, '/f'), pattern(10 * KiB, 1));
+    await v.close();
+  } finally {
+    await s.cleanup();
+  }
+});
