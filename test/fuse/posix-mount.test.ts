@@ -16,7 +16,9 @@
 import { rm } from 'node:fs/promises';
 import { after, before, describe } from 'node:test';
 import { posixSuite } from '../posix/suite.js';
-import { forceUnmount, skipFuse, startLocalMount, tempDir, type ChildMount } from '../helpers/mount.js';
+import { readSwiftEnv } from '../helpers/swift-env.js';
+import { uniqueName } from '../helpers/saio.js';
+import { forceUnmount, skipFuse, skipWithoutSwift, startCliMount, startLocalMount, swiftfsEnv, tempDir, type ChildMount, type CliMount } from '../helpers/mount.js';
 
 const skip = skipFuse();
 
@@ -39,4 +41,27 @@ describe('FUSE mount of a local directory (adapter without the core)', { skip },
     await rm(mountpoint, { recursive: true, force: true });
   });
   posixSuite('FUSE over a local directory', () => mountpoint, FUSE_FEATURES);
+});
+
+describe('swiftfs mount of a volume on the real Swift', { skip: skip || skipWithoutSwift() }, () => {
+  let mountpoint = '';
+  let cacheDir = '';
+  let runDir = '';
+  let mount: CliMount | undefined;
+  before(async () => {
+    const swift = readSwiftEnv('A')!;
+    mountpoint = await tempDir('swiftfs-posix-mnt');
+    cacheDir = await tempDir('swiftfs-posix-cache');
+    runDir = await tempDir('swiftfs-posix-run');
+    mount = await startCliMount(`swift://${uniqueName('posix')}`, mountpoint, ['--cache-dir', cacheDir], swiftfsEnv(swift, runDir));
+  });
+  after(async () => {
+    if (mount) {
+      const r = await mount.unmount();
+      if (r.code !== 0) process.stderr.write(`unmount failed: ${r.stderr}\n`);
+    }
+    await forceUnmount(mountpoint);
+    for (const d of [mountpoint, cacheDir, runDir]) await rm(d, { recursive: true, force: true });
+  });
+  posixSuite('swiftfs on Swift', () => mountpoint, FUSE_FEATURES);
 });

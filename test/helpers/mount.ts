@@ -306,6 +306,31 @@ export async function startForegroundMount(volume: string, mountpoint: string, a
   return child;
 }
 
+// ------------------------------------------------------------------ environment for mounts of the test Swift
+
+/**
+ * The environment a `swiftfs` process needs to reach the test Swift (TempAuth through ST_*), with nothing
+ * else of the caller's swiftfs/OpenStack/AWS settings leaking in, and its own run directory (so tests never
+ * see or disturb real mounts).
+ */
+export function swiftfsEnv(swift: { authUrl: string; user: string; key: string }, runDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(SWIFTFS_|OS_|ST_|AWS_)/.test(k) && !k.startsWith('SWIFTFS_TEST_')) continue;
+    env[k] = v;
+  }
+  return { ...env, ST_AUTH: swift.authUrl, ST_USER: swift.user, ST_KEY: swift.key, SWIFTFS_RUN_DIR: runDir, SWIFTFS_LOG_LEVEL: 'info', ...extra };
+}
+
+/** For describe(..., { skip }): a reason to skip when the test Swift is not configured (a failure under CI). */
+export function skipWithoutSwift(): string | false {
+  const missing = ['SWIFTFS_TEST_ST_AUTH', 'SWIFTFS_TEST_ST_USER', 'SWIFTFS_TEST_ST_KEY'].filter((v) => !process.env[v]);
+  if (missing.length === 0) return false;
+  const why = `needs the test Swift: ${missing.join(', ')} not set (start one with scripts/swift-saio.sh and eval its "env" output)`;
+  if (process.env.CI === 'true') throw new Error(`CI=true but ${why}`);
+  return why;
+}
+
 export { rm, pathToFileURL };
 
 if (process.argv[2] === '--child-local' && import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
