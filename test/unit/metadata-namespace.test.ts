@@ -259,3 +259,28 @@ test('plans do not change the state until applied, and batches are not aliased t
   rec.attr.size = 999;
   assert.equal(s.getattr(s.lookup('/new')).size, 0);
 });
+
+test('link: EMLINK at ext4 link limit', () => {
+  const s = fresh();
+  const f = s.lookup('/d/f');
+  s.apply([{ t: 'inode', attr: { ...s.getattr(f), nlink: 65000 } }]);
+  fails(s, 'EMLINK', () => s.planLink('/d/f', '/many', 1));
+  s.apply([{ t: 'inode', attr: { ...s.getattr(f), nlink: 64999 } }]);
+  run(s, () => s.planLink('/d/f', '/many', 1));
+  assert.equal(s.getattr(f).nlink, 65000);
+});
+
+test('apply rejects records no plan can produce (a damaged journal) instead of guessing', () => {
+  const s = fresh();
+  const f = s.lookup('/d/f');
+  assert.throws(() => s.apply([{ t: 'link', dir: 4242, name: 'x', ino: f }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'link', dir: f, name: 'x', ino: f }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'link', dir: ROOT_INO, name: 'x', ino: 4242 }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'write', ino: s.lookup('/d'), off: 0, len: 1, ref: { wal: 1, off: 0 }, mtime: 1 }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'trunc', ino: 4242, size: 0, mtime: 1 }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'free', ino: ROOT_INO }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'free', ino: 4242 }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'xattr', ino: 4242, name: 'user.a', value: null, ctime: 1 }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'inode', attr: { ...s.getattr(f), mode: S_IFDIR | 0o755 } }]), /damaged/);
+  assert.throws(() => s.apply([{ t: 'bogus' } as unknown as MetaRecord]), /damaged/);
+});
