@@ -1,0 +1,308 @@
+/**
+ * Unit tests of the FUSE door without a kernel: the adapter's op translation (driven directly, over a
+ * LocalVolumeFs on a temporary directory), the libfuse option builder, /proc/self/mountinfo parsing, the
+ * stat layouts fuse-native's C code reads, and the control socket.
+ */
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createFuseAdapter, type FuseAdapter } from '../../src/fuse/adapter.js';
+import { buildFuseOptions, OP_TIMEOUTS, parseMountInfo } from '../../src/fuse/mount.js';
+import { attrToStat, toStatArray, toStatfsArray } from '../../src/fuse/stat.js';
+import { controlRequest, startControlServer, mountId } from '../../src/fuse/control.js';
+import { LocalVolumeFs } from '../helpers/local-volume-fs.js';
+
+interface Logged {
+  level: string;
+  obj: unknown;
+  msg: string | undefined;
+}
+
+function makeLog(into: Logged[]) {
+  const at = (level: string) => (obj: unknown, msg?: string) => void into.push({ level, obj, msg });
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+}
+
+/** Calls a callback-style op and resolves [code, value...]. */
+function call<T extends unknown[]>(fn: (...args: never[]) => void, ...args: unknown[]): Promise<[number, ...T]> {
+  return new Promise((resolve) => (fn as (...a: unknown[]) => void)(...args, (...out: unknown[]) => resolve(out as [number, ...T])));
+}
+
+describe('FUSE adapter over a local directory (no kernel)', () => {
+  let root = '';
+  let fs: LocalVolumeFs;
+  let adapter: FuseAdapter;
+  const logged: Logged[] = [];
+  const observed: [string, string][] = [];
+
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'fuse-adapter-'));
+    fs = new LocalVolumeFs(root);
+    adapter = createFuseAdapter({
+      fs,
+      log: makeLog(logged) as never,
+      caller: { uid: process.getuid!(), gid: process.getgid!() },
+      umask: 0o027,
+      observer: { op: (op, result) => void observed.push([op, result]), bytes: () => undefined },
+    });
+  });
+  after(async () => {
+    await fs.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test('errors become negative errnos from the one table; success is 0', async () => {
+    const [code] = await call(adapter.ops.getattr, '/missing');
+    assert.equal(code, -2);
+    assert.deepEqual(observed.at(-1), ['getattr', 'ENOENT']);
+    const [mk] = await call(adapter.ops.mkdir!, '/d', 0o777);
+    assert.equal(mk, 0);
+    const [again] = await call(adapter.ops.mkdir!, '/d', 0o777);
+    assert.equal(again, -17);
+    const [rm] = await call(adapter.ops.rmdir!, '/d');
+    assert.equal(rm, 0);
+  });
+
+  test('an unexpected error answers EIO and is logged once per minute with op and path', async () => {
+    fs.failWith = 'ESOMETHINGODD';
+    const before = logged.filter((l) => l.level === 'error').length;
+    const [a] = await call(adapter.ops.getattr, '/x');
+    const [b] = await call(adapter.ops.getattr, '/x');
+    fs.failWith = undefined;
+    assert.equal(a, -5);
+    assert.equal(b, -5);
+    const errors = logged.filter((l) => l.level === 'error').slice(before);
+    assert.equal(errors.length, 1);
+    assert.equal((errors[0]!.obj as { op: string }).op, 'getattr');
+    assert.equal((errors[0]!.obj as { path: string }).path, '/x');
+    assert.equal(adapter.stats().unexpectedErrors, 2);
+  });
+
+  test('the mount umask is cleared from new files and directories', async () => {
+    const [c, fh] = await call<[number]>(adapter.ops.create!, '/masked', 0o100666);
+    assert.equal(c, 0);
+    assert.ok(fh >= 1);
+    await call(adapter.ops.release!, '/masked', fh);
+    const [, st] = await call<[{ mode: number }]>(adapter.ops.getattr, '/masked');
+    assert.equal(st.mode & 0o777, 0o640);
+    await call(adapter.ops.mkdir!, '/maskdir', 0o777);
+    const [, dst] = await call<[{ mode: number }]>(adapter.ops.getattr, '/maskdir');
+    assert.equal(dst.mode & 0o777, 0o750);
+  });
+
+  test('write copies libfuse\'s buffer before the core sees it', async () => {
+    const [, fh] = await call<[number]>(adapter.ops.create!, '/copied', 0o644);
+    const buf = Buffer.from('original data');
+    const done = call(adapter.ops.write!, '/copied', fh, buf, buf.length, 0);
+    buf.fill(0x58); // libfuse reuses its buffer as soon as we answer; here, even before
+    const [n] = await done;
+    assert.equal(n, 13);
+    await call(adapter.ops.release!, '/copied', fh);
+    assert.equal(readFileSync(join(root, 'copied'), 'utf8'), 'original data');
+  });
+
+  test('read copies into libfuse\'s buffer and answers the byte count', async () => {
+    writeFileSync(join(root, 'r'), 'abcdef');
+    const [, fh] = await call<[number]>(adapter.ops.open!, '/r', 0);
+    const buf = Buffer.alloc(4);
+    const [n] = await call(adapter.ops.read!, '/r', fh, buf, 4, 2);
+    assert.equal(n, 4);
+    assert.equal(buf.toString(), 'cdef');
+    const [eof] = await call(adapter.ops.read!, '/r', fh, Buffer.alloc(4), 4, 6);
+    assert.equal(eof, 0);
+    await call(adapter.ops.release!, '/r', fh);
+  });
+
+  test('readdir lists . and .. first, with stats for every name', async () => {
+    await call(adapter.ops.mkdir!, '/lst', 0o755);
+    writeFileSync(join(root, 'lst', 'a'), 'a');
+    const [code, names, stats] = await call<[string[], { mode: number; ino: number }[]]>(adapter.ops.readdir!, '/lst');
+    assert.equal(code, 0);
+    assert.deepEqual(names, ['.', '..', 'a']);
+    assert.equal(stats.length, 3);
+    assert.equal(stats[0]!.mode & 0o170000, 0o040000);
+    assert.equal(stats[2]!.mode & 0o170000, 0o100000);
+  });
+
+  test('libfuse hiding an open file being unlinked becomes a real unlink; the handle keeps working', async () => {
+    await call(adapter.ops.mkdir!, '/h', 0o755);
+    const [, fh] = await call<[number]>(adapter.ops.create!, '/h/open', 0o644);
+    await call(adapter.ops.write!, '/h/open', fh, Buffer.from('kept'), 4, 0);
+    const hiddenName = '/h/.fuse_hidden0000000a00000001';
+    // libfuse first checks that the hidden name is free...
+    const [probe] = await call(adapter.ops.getattr, hiddenName);
+    assert.equal(probe, -2);
+    // ...then renames.
+    const [ren] = await call(adapter.ops.rename!, '/h/open', hiddenName);
+    assert.equal(ren, 0);
+    assert.equal(existsSync(join(root, 'h', 'open')), false);
+    assert.equal(existsSync(join(root, 'h', '.fuse_hidden0000000a00000001')), false, 'no hidden file in the volume');
+    const [, names] = await call<[string[]]>(adapter.ops.readdir!, '/h');
+    assert.deepEqual(names, ['.', '..']);
+    // Ops that libfuse sends with the hidden path are answered through the handle.
+    const [g, st] = await call<[{ size: number; nlink: number }]>(adapter.ops.getattr, hiddenName);
+    assert.equal(g, 0);
+    assert.equal(st.size, 4);
+    assert.equal(st.nlink, 0);
+    const buf = Buffer.alloc(4);
+    await call(adapter.ops.read!, hiddenName, fh, buf, 4, 0);
+    assert.equal(buf.toString(), 'kept');
+    const [tr] = await call(adapter.ops.truncate!, hiddenName, 2);
+    assert.equal(tr, 0);
+    assert.equal(adapter.stats().unlinkedOpen, 1);
+    // The directory is empty in the volume but cannot go while libfuse still has the file under it.
+    const [busy] = await call(adapter.ops.rmdir!, '/h');
+    assert.equal(busy, -39);
+    await call(adapter.ops.release!, hiddenName, fh);
+    const [unl] = await call(adapter.ops.unlink!, hiddenName);
+    assert.equal(unl, 0);
+    assert.equal(adapter.stats().unlinkedOpen, 0);
+    const [rd] = await call(adapter.ops.rmdir!, '/h');
+    assert.equal(rd, 0);
+  });
+
+  test('renaming a file nobody has open to a .fuse_hidden-like name is a plain rename', async () => {
+    writeFileSync(join(root, 'plain'), 'p');
+    const [ren] = await call(adapter.ops.rename!, '/plain', '/.fuse_hidden0000000b00000001');
+    assert.equal(ren, 0);
+    assert.equal(readFileSync(join(root, '.fuse_hidden0000000b00000001'), 'utf8'), 'p');
+  });
+
+  test('open handles follow renames of their directories (so a later hide finds them)', async () => {
+    await call(adapter.ops.mkdir!, '/from', 0o755);
+    const [, fh] = await call<[number]>(adapter.ops.create!, '/from/f', 0o644);
+    await call(adapter.ops.rename!, '/from', '/to');
+    const [ren] = await call(adapter.ops.rename!, '/to/f', '/to/.fuse_hidden0000000c00000001');
+    assert.equal(ren, 0);
+    assert.equal(existsSync(join(root, 'to', 'f')), false);
+    await call(adapter.ops.release!, '/to/.fuse_hidden0000000c00000001', fh);
+    await call(adapter.ops.unlink!, '/to/.fuse_hidden0000000c00000001');
+  });
+
+  test('xattr ops: set copies the value; get and list answer values and names', async () => {
+    writeFileSync(join(root, 'x'), 'x');
+    const value = Buffer.from('v1');
+    const [s] = await call(adapter.ops.setxattr!, '/x', 'user.k', value, 0, 0);
+    value.fill(0);
+    assert.equal(s, 0);
+    const [g, v] = await call<[Buffer]>(adapter.ops.getxattr!, '/x', 'user.k', 100);
+    assert.equal(g, 0);
+    assert.equal(v.toString(), 'v1');
+    const [l, names] = await call<[string[]]>(adapter.ops.listxattr!, '/x');
+    assert.equal(l, 0);
+    assert.deepEqual(names, ['user.k']);
+    const [missing] = await call(adapter.ops.getxattr!, '/x', 'user.none', 100);
+    assert.equal(missing, -61);
+  });
+
+  test('statfs answers fuse-native\'s uint32 layout', async () => {
+    const [code, arr] = await call<[Uint32Array]>(adapter.ops.statfs!, '/');
+    assert.equal(code, 0);
+    assert.ok(arr instanceof Uint32Array);
+    assert.equal(arr.length, 11);
+    assert.ok(arr[2]! > 0);
+  });
+
+  test('every op counts into stats', () => {
+    const s = adapter.stats();
+    assert.ok(s.ops['getattr']!.count > 0);
+    assert.ok(s.ops['getattr']!.errors > 0);
+    assert.ok(s.writeSizes['16']! >= 1); // the 13-byte write
+  });
+});
+
+describe('libfuse options', () => {
+  test('big writes, inode numbers, permissions by the kernel, no hard_remove; extras ride in fsname', () => {
+    const { native, raw } = buildFuseOptions({ mountpoint: '/m', fsname: 'swift://store/vol' });
+    for (const o of ['big_writes', 'max_write=1048576', 'max_readahead=1048576', 'use_ino', 'auto_cache']) assert.ok(raw.includes(o), o);
+    assert.ok(!raw.includes('hard_remove'));
+    assert.ok(!raw.includes('ro'));
+    assert.equal(native.fsname, `swift://store/vol,${raw.join(',')}`);
+    assert.equal(native.subtype, 'swiftfs');
+    assert.equal(native.defaultPermissions, true);
+    assert.equal(native.allowOther, false);
+    assert.equal(native.attrTimeout, 1);
+    assert.equal(native.maxRead, 1048576);
+  });
+
+  test('read-only adds ro and no negative caching; allow_other when asked; fsname cannot inject options', () => {
+    const { native, raw } = buildFuseOptions({ mountpoint: '/m', fsname: 'evil,allow_root', readOnly: true, allowOther: true });
+    assert.ok(raw.includes('ro'));
+    assert.ok(raw.includes('negative_timeout=0'));
+    assert.equal(native.allowOther, true);
+    assert.ok(native.fsname!.startsWith('evil_allow_root,'));
+  });
+
+  test('ops that change state are never answered ETIMEDOUT by fuse-native; read-only ops are bounded', () => {
+    for (const op of ['write', 'fsync', 'flush', 'release', 'create', 'rename', 'unlink', 'mkdir', 'truncate', 'setxattr']) assert.equal(OP_TIMEOUTS[op], false, op);
+    assert.equal(OP_TIMEOUTS['getattr'], undefined); // the default applies
+    assert.ok(OP_TIMEOUTS.default > 0 && OP_TIMEOUTS.default <= 120_000);
+    assert.ok((OP_TIMEOUTS['read'] as number) > 0);
+  });
+});
+
+describe('/proc/self/mountinfo', () => {
+  test('parses mount points (with escapes), devices, types and sources', () => {
+    const text = [
+      '36 35 98:0 / /mnt1 rw,noatime master:1 - ext3 /dev/root rw,errors=continue',
+      '120 29 0:52 / /tmp/with\\040space rw,nosuid,nodev,relatime shared:66 - fuse.swiftfs swift://default/vol rw,user_id=0,group_id=0',
+      'garbage line',
+    ].join('\n');
+    const entries = parseMountInfo(text);
+    assert.equal(entries.length, 2);
+    assert.deepEqual(entries[1], { mountPoint: '/tmp/with space', device: '0:52', fsType: 'fuse.swiftfs', source: 'swift://default/vol' });
+  });
+});
+
+describe('stat layouts for fuse-native', () => {
+  test('toStatArray splits 64-bit values and keeps nlink 0', () => {
+    const arr = toStatArray(attrToStat({ ino: 7, mode: 0o100644, nlink: 0, uid: 1000, gid: 100, size: 5 * 2 ** 32 + 3, rdev: 0, atime: 1_600_000_000_123, mtime: 1_700_000_000_456.7, ctime: 1, btime: 1 }));
+    assert.equal(arr[0], 0o100644);
+    assert.equal(arr[3], 3);
+    assert.equal(arr[4], 5);
+    assert.equal(arr[6], 0);
+    assert.equal(arr[7], 7);
+    assert.equal(arr[12]! + arr[13]! * 2 ** 32, 1_600_000_000_123);
+    assert.equal(arr[14]! + arr[15]! * 2 ** 32, 1_700_000_000_456);
+  });
+
+  test('toStatfsArray scales the fragment size when block counts exceed 32 bits', () => {
+    const arr = toStatfsArray({ bsize: 4096, frsize: 4096, blocks: 2 ** 34, bfree: 2 ** 33, bavail: 2 ** 33, files: 10, ffree: 5, favail: 5, namemax: 255 });
+    assert.ok(arr[2]! <= 2 ** 32 - 1);
+    assert.equal(arr[1]! * arr[2]!, 4096 * 2 ** 34);
+    assert.equal(arr[10], 255);
+  });
+});
+
+describe('control socket', () => {
+  test('status as JSON; unmount as a stream of progress lines ending in done or busy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ctl-'));
+    const socket = join(dir, `${mountId('/x')}.sock`);
+    let busy = true;
+    const server = await startControlServer(socket, {
+      status: () => ({ pid: 1, state: 'mounted' }),
+      unmount: async (lazy, progress) => {
+        progress({ state: 'flushing', dirtyBytes: 10 });
+        if (busy && !lazy) throw Object.assign(new Error('busy'), { busy: true });
+        progress({ state: 'unmounting' });
+      },
+    });
+    try {
+      assert.deepEqual(await controlRequest(socket, 'GET', '/status'), { pid: 1, state: 'mounted' });
+      const lines: unknown[] = [];
+      const last = await controlRequest<{ state: string }>(socket, 'POST', '/unmount', { onLine: (l) => lines.push(l) });
+      assert.equal(last.state, 'busy');
+      assert.deepEqual(lines[0], { state: 'flushing', dirtyBytes: 10 });
+      busy = false;
+      const done = await controlRequest<{ state: string }>(socket, 'POST', '/unmount?lazy=1');
+      assert.equal(done.state, 'done');
+      await assert.rejects(controlRequest(join(dir, 'nobody.sock'), 'GET', '/status', { timeoutMs: 500 }), /control socket/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
