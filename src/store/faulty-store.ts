@@ -266,8 +266,12 @@ export class FaultyStore implements ObjectStore {
   private hang(call: StoreCall, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      // A real hung request holds a socket open; so does a hung call here (deadline timers of AbortSignal.timeout
+      // are unref'd and would not keep the process alive).
+      const keepAlive = setInterval(() => {}, 60_000);
       const finish = () => {
         this.hung.delete(release);
+        clearInterval(keepAlive);
         if (timer) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
       };

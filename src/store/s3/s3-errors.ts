@@ -2,8 +2,8 @@
  * Turns what @aws-sdk/client-s3 throws (service exceptions, socket errors, aborts) into StoreErrors with a stable
  * code, keeping the SDK error as `cause` and never putting a credential in the message.
  *
- * Order of evidence: the S3 error code (the exception's `name`, e.g. NoSuchKey), then a socket error code
- * (ECONNREFUSED...), then the HTTP status ($metadata.httpStatusCode). HEAD requests carry no error body, so the SDK
+ * Order of evidence: a socket error code (ECONNREFUSED...; the SDK renames resets "TimeoutError"), then the S3
+ * error code (the exception's `name`, e.g. NoSuchKey), then the HTTP status ($metadata.httpStatusCode). HEAD requests carry no error body, so the SDK
  * names them after the status ("NotFound", "Unknown"); the status decides then.
  */
 
@@ -105,8 +105,9 @@ export function s3ErrorFacts(err: unknown): S3ErrorFacts {
 /** The StoreError code an SDK error means. */
 export function codeForS3Error(err: unknown): StoreErrorCode {
   const facts = s3ErrorFacts(err);
-  if (facts.name !== undefined && BY_NAME[facts.name] !== undefined) return BY_NAME[facts.name]!;
+  // The socket code first: the SDK renames ECONNRESET/EPIPE errors "TimeoutError" (to mark them transient).
   if (facts.socketCode !== undefined && BY_SOCKET_CODE[facts.socketCode] !== undefined) return BY_SOCKET_CODE[facts.socketCode]!;
+  if (facts.name !== undefined && BY_NAME[facts.name] !== undefined) return BY_NAME[facts.name]!;
   if (facts.status !== undefined && facts.status >= 400) return codeForStatus(facts.status);
   return StoreErrorCode.Internal;
 }
