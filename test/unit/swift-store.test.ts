@@ -105,6 +105,17 @@ describe('swift store: requests, faults and retries', () => {
     // A size that does not match the stream is refused, not silently truncated.
     const err = await rejection(store.put('c', 'str3', Readable.from([Buffer.from('toolong')]), { size: 3 }));
     assert.equal(err.code, 'InvalidArgument');
+    // Longer, with a chunk boundary exactly at the declared size: the server must never see a complete body.
+    const aligned = await rejection(store.put('c', 'str3b', Readable.from([Buffer.from('abc'), Buffer.from('def')]), { size: 3 }));
+    assert.equal(aligned.code, 'InvalidArgument');
+    assert.match(aligned.message, /longer than the size given/);
+    const shorter = await rejection(store.put('c', 'str3c', Readable.from([Buffer.from('ab')]), { size: 3 }));
+    assert.equal(shorter.code, 'InvalidArgument');
+    assert.match(shorter.message, /shorter than the size given/);
+    for (const k of ['str3', 'str3b', 'str3c']) assert.equal(fake.containers.get('c')!.objects.has(k), false, `${k} must not be stored`);
+    // Exactly the declared size, even with empty chunks after the last byte.
+    await store.put('c', 'str3d', Readable.from([Buffer.from('ab'), Buffer.from('c'), Buffer.alloc(0)]), { size: 3 });
+    assert.equal((await store.get('c', 'str3d')).body.toString(), 'abc');
     // A server that stored other bytes than those streamed: Integrity.
     fault(objectRequest('PUT', 'str4'), (_req, res) => res.writeHead(201, { etag: 'ffffffffffffffffffffffffffffffff' }).end());
     assert.equal((await rejection(store.put('c', 'str4', Readable.from([Buffer.from('q')])))).code, 'Integrity');

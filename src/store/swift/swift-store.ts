@@ -197,14 +197,52 @@ function metadataHeaders(op: string, container: string, key: string, metadata: R
   }
 }
 
-/** Passes a stream's chunks through while hashing them, counting bytes and reporting progress. */
-async function* hashing(source: AsyncIterable<Uint8Array>, state: { hash: ReturnType<typeof createHash>; size: number }, progress: () => void): AsyncGenerator<Buffer> {
-  for await (const chunk of source) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : asBuffer(chunk);
-    state.hash.update(buf);
-    state.size += buf.length;
-    progress();
-    yield buf;
+/**
+ * Passes a stream's chunks through while hashing them, counting bytes and reporting progress. With a declared
+ * `size`, a body of another length is an InvalidArgument error that aborts the request before it completes: the
+ * chunk that would complete the declared length is held back until the source is known to end there (otherwise
+ * the server would see a complete body and store a truncated object).
+ */
+async function* hashing(
+  source: AsyncIterable<Uint8Array>,
+  state: { hash: ReturnType<typeof createHash>; size: number },
+  progress: () => void,
+  declared: number | undefined,
+  details: Details,
+): AsyncGenerator<Buffer> {
+  const mismatch = (what: string) =>
+    new StoreError(StoreErrorCode.InvalidArgument, `swift put ${details.container}/${details.key}: the stream is ${what} than the size given (${declared} bytes)`, details);
+  const toBuffer = (chunk: Uint8Array | string) => (typeof chunk === 'string' ? Buffer.from(chunk) : asBuffer(chunk));
+  const iterator = source[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      const step = await iterator.next();
+      if (step.done) {
+        finished = true;
+        break;
+      }
+      const buf = toBuffer(step.value);
+      if (declared !== undefined) {
+        if (state.size + buf.length > declared) throw mismatch('longer');
+        if (state.size + buf.length === declared) {
+          for (;;) {
+            const more = await iterator.next();
+            if (more.done) break;
+            if (toBuffer(more.value).length > 0) throw mismatch('longer');
+          }
+          finished = true;
+        }
+      }
+      state.hash.update(buf);
+      state.size += buf.length;
+      progress();
+      yield buf;
+      if (finished) break;
+    }
+    if (declared !== undefined && state.size < declared) throw mismatch('shorter');
+  } finally {
+    if (!finished) await iterator.return?.();
   }
   progress();
 }
@@ -728,7 +766,7 @@ export class SwiftStore implements ObjectStore {
       const watchdog = new AbortController();
       const timer = setTimeout(() => watchdog.abort(new DOMException(`no upload progress for ${idleMs} ms`, 'TimeoutError')), idleMs);
       const state = { hash: createHash('md5'), size: 0 };
-      const source = Readable.from(hashing(body, state, () => timer.refresh()), { objectMode: false });
+      const source = Readable.from(hashing(body, state, () => timer.refresh(), options.size, details), { objectMode: false });
       let res: Dispatcher.ResponseData;
       try {
         res = await this.exchange(details, { method: 'PUT', path: this.objectPath(container, key), headers, body: source }, AbortSignal.any([signal, watchdog.signal]), false);
