@@ -14,6 +14,7 @@ export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,
   EIO: 5,
+  E2BIG: 7,
   EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,

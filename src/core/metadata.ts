@@ -581,7 +581,7 @@ export class FsState {
 
   /**
    * setxattr: ERANGE for an empty or too long name, ENOTSUP outside the user/trusted/security/system
-   * namespaces, ERANGE for a value over XATTR_SIZE_MAX (Linux says E2BIG, which the errno table lacks),
+   * namespaces, E2BIG for a value over XATTR_SIZE_MAX (as Linux),
    * EPERM for user.* on anything but regular files and directories, EEXIST/ENODATA for
    * XATTR_CREATE/XATTR_REPLACE, ENOSPC past XATTR_TOTAL_MAX per inode.
    */
@@ -590,7 +590,7 @@ export class FsState {
     const node = this.node(ino, S);
     if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) !== 0) throw fsError('EINVAL', S);
     this.checkXattrName(name, S);
-    if (value.length > XATTR_SIZE_MAX) throw fsError('ERANGE', S);
+    if (value.length > XATTR_SIZE_MAX) throw fsError('E2BIG', S);
     if (name.startsWith('user.') && !node.entries && !node.extents) throw fsError('EPERM', S);
     const old = node.xattrs?.get(name);
     if (old !== undefined && (flags & XATTR_CREATE)) throw fsError('EEXIST', S);
