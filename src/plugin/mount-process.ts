@@ -32,7 +32,15 @@ export interface ProcessRunnerConfig {
   pollMs?: number;
   /** Accept any filesystem type at DIR as "mounted" (tests with a stand-in mount command); default: fuse only. */
   anyFsType?: boolean;
+  /**
+   * How readiness is known. 'ipc' (default, the real command): the process is started with --notify-ipc and an
+   * IPC channel and says `{type:'ready'}` once it serves the mount with its signal handlers in place (SIGTERM
+   * then flushes), or `{type:'error', message}`. 'mountinfo': DIR appearing as a mount is enough (stand-ins).
+   */
+  readiness?: 'ipc' | 'mountinfo';
 }
+
+type ReadyMessage = { type: 'ready'; pid?: number } | { type: 'error'; message: string };
 
 export interface MountCommandInput {
   record: VolumeRecord;
@@ -47,8 +55,8 @@ export function volumeUrl(record: VolumeRecord): string {
 }
 
 /** Command-line arguments (after the CLI prefix) that mount `record` at `dir`. */
-export function mountArgs(input: MountCommandInput, extraArgs: readonly string[] = []): string[] {
-  const args = ['mount', volumeUrl(input.record), input.dir, '--foreground', '--cache-dir', input.cacheDir, '--no-create', ...extraArgs];
+export function mountArgs(input: MountCommandInput, extraArgs: readonly string[] = [], notifyIpc = false): string[] {
+  const args = ['mount', volumeUrl(input.record), input.dir, '--foreground', ...(notifyIpc ? ['--notify-ipc'] : []), '--cache-dir', input.cacheDir, '--no-create', ...extraArgs];
   for (const [name, value] of Object.entries(input.record.options).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const spec = findOption(name);
     if (spec === undefined || spec.secret || name === 'store' || name === 'create' || name === 'storage-policy' || name === 'block-size') continue;
@@ -99,9 +107,11 @@ export function explainExit(logText: string): string | undefined {
       // not JSON
     }
   }
-  const last = lines[lines.length - 1];
+  // A crash: node prints the stack and then "Node.js vX.Y.Z"; the error is the last "SomethingError: ..." line.
+  const plain = lines.filter((l) => !l.startsWith('{') && !/^Node\.js v\d/.test(l) && !/^at /.test(l));
+  const errorLine = [...plain].reverse().find((l) => /^[A-Za-z]*Error\b|^Error:|^swiftfs/.test(l));
+  const last = errorLine ?? plain[plain.length - 1];
   if (last === undefined) return undefined;
-  if (last.startsWith('{')) return undefined;
   return last.length > 500 ? `${last.slice(0, 500)}...` : last;
 }
 
@@ -141,15 +151,18 @@ export class ProcessMountRunner implements MountRunner {
     if (existing !== undefined) {
       throw new Error(`${request.dir} is already a mount point (${existing.fsType}); refusing to mount over it`);
     }
-    const argv = [...this.config.command, ...mountArgs(request, this.config.extraArgs)];
+    const ipc = (this.config.readiness ?? 'ipc') === 'ipc';
+    const argv = [...this.config.command, ...mountArgs(request, this.config.extraArgs, ipc)];
     const logFd = openSync(request.logFile, 'a', 0o600);
     const logStart = fstatSync(logFd).size; // before the child can write
     let child: ChildProcess;
     try {
       child = spawn(argv[0]!, argv.slice(1), {
         detached: true,
-        stdio: ['ignore', logFd, logFd],
-        env: this.config.env ?? process.env,
+        stdio: ipc ? ['ignore', logFd, logFd, 'ipc'] : ['ignore', logFd, logFd],
+        // The mount command runs its FUSE daemon in-process only when UV_THREADPOOL_SIZE is already set (libuv
+        // sizes its pool at first use); otherwise it would fork a child and our pid would be a wrapper.
+        env: { UV_THREADPOOL_SIZE: '64', ...(this.config.env ?? process.env) },
         cwd: '/',
       });
     } finally {
@@ -169,10 +182,23 @@ export class ProcessMountRunner implements MountRunner {
     void exited.then(() => this.children.delete(pid));
     let done = false;
     void exited.then(() => (done = true));
+    let message: ReadyMessage | undefined;
+    if (ipc) {
+      child.on('message', (msg: ReadyMessage) => {
+        message ??= msg;
+        if (child.connected) child.disconnect();
+      });
+    }
     const pollMs = this.config.pollMs ?? 50;
     for (;;) {
+      if (message?.type === 'error') {
+        await this.kill(pid, exited);
+        await this.cleanupDeadMount(request.dir);
+        throw new Error(message.message);
+      }
       const at = mountAt(request.dir);
-      if (at !== undefined && (this.config.anyFsType || fuseType(at.fsType))) break;
+      const mounted = at !== undefined && (this.config.anyFsType || fuseType(at.fsType));
+      if (mounted && (!ipc || message?.type === 'ready')) break;
       if (done) {
         const code = await exited;
         const log = readFrom(request.logFile, logStart);
@@ -180,6 +206,7 @@ export class ProcessMountRunner implements MountRunner {
         throw new Error(why);
       }
       if (signal.aborted) {
+        if (child.connected) child.disconnect();
         await this.kill(pid, exited);
         await this.cleanupDeadMount(request.dir);
         throw signal.reason instanceof Error ? signal.reason : new Error('mount aborted');

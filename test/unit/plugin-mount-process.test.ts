@@ -52,7 +52,7 @@ describe('ProcessMountRunner', { skip: isRoot ? false : 'needs root to mount' },
     const script = join(dir, 'standin.sh');
     writeFileSync(script, STAND_IN);
     chmodSync(script, 0o755);
-    runner = new ProcessMountRunner({ command: [script], anyFsType: true, pollMs: 20 });
+    runner = new ProcessMountRunner({ command: [script], anyFsType: true, pollMs: 20, readiness: 'mountinfo' });
   });
   after(() => {
     for (const sub of ['ok', 'slow', 'hang']) {
@@ -136,11 +136,16 @@ describe('mount command arguments', () => {
   test('options become flags; creation-time options and unknown ones are not passed', () => {
     const args = mountArgs({ record: record('v', 'v', { 'cache-size': '1G', 'block-size': '1M', 'close-sync': 'false', store: 'x', 'read-only': '' }), dir: '/m/v', cacheDir: '/c/u' });
     assert.deepEqual(args, ['mount', 'swift://default/v', '/m/v', '--foreground', '--cache-dir', '/c/u', '--no-create', '--cache-size', '1G', '--no-close-sync', '--read-only']);
+    assert.deepEqual(mountArgs({ record: record('v'), dir: '/m/v', cacheDir: '/c' }, ['--config', '/f'], true).slice(0, 8), ['mount', 'swift://default/v', '/m/v', '--foreground', '--notify-ipc', '--cache-dir', '/c', '--no-create']);
   });
 
   test('explainExit picks the last error line of a pino log, else the last line', () => {
     assert.equal(explainExit('{"level":30,"msg":"starting"}\n{"level":50,"msg":"mount failed","err":{"message":"EBUSY"}}\n'), 'mount failed: EBUSY');
     assert.equal(explainExit('starting\nError: no store is configured\n'), 'Error: no store is configured');
     assert.equal(explainExit(''), undefined);
+    assert.equal(
+      explainExit('file:///x.js:1\n    at foo (x.js:1:1)\nTypeError: cannot read x\n    at bar (y.js:2:2)\n\nNode.js v20.20.2\n'),
+      'TypeError: cannot read x',
+    );
   });
 });
