@@ -145,13 +145,13 @@ describe('S3Store faults (Swift s3api)', { skip: swift ? false : 'no test Swift 
     proxy.pass().clearRecords();
     const store = storeVia(proxy.origin, { retry: { retries: 0, baseDelayMs: 20, maxDelayMs: 100 } });
     proxy.failNext(1, 503, { s3Code: 'SlowDown' });
-    await expectStoreError(store.get(bucket, 'present'), StoreErrorCode.Throttled);
+    assertWithin((await timed(() => expectStoreError(store.get(bucket, 'present'), StoreErrorCode.Throttled))).ms, 0, 1_500, 'Throttled answer');
     proxy.failNext(1, 429, { s3Code: 'TooManyRequests' });
-    await expectStoreError(store.list(bucket), StoreErrorCode.Throttled);
+    assertWithin((await timed(() => expectStoreError(store.list(bucket), StoreErrorCode.Throttled))).ms, 0, 1_500, 'Throttled answer');
     proxy.failNext(1, 500);
-    await expectStoreError(store.list(bucket), StoreErrorCode.Unavailable);
+    assertWithin((await timed(() => expectStoreError(store.list(bucket), StoreErrorCode.Unavailable))).ms, 0, 1_500, 'Unavailable answer');
     proxy.failNext(1, 501, { s3Code: 'NotImplemented' });
-    await expectStoreError(store.list(bucket), StoreErrorCode.NotSupported);
+    assertWithin((await timed(() => expectStoreError(store.list(bucket), StoreErrorCode.NotSupported))).ms, 0, 1_500, 'NotSupported answer');
   });
 
   it('connections reset: retried, then success', async () => {
@@ -205,8 +205,8 @@ describe('S3Store faults (Swift s3api)', { skip: swift ? false : 'no test Swift 
     const caps = await store.capabilities(bucket);
     assert.equal(caps.conditionalCreate, false, 'Swift 2.30 s3api answers 501 to conditional PUTs');
     proxy.clearRecords();
-    await expectStoreError(store.put(bucket, 'create-only', Buffer.from('x'), { ifNoneMatch: '*' }), StoreErrorCode.NotSupported);
-    await expectStoreError(store.put(bucket, 'present', Buffer.from('overwrite?'), { ifNoneMatch: '*' }), StoreErrorCode.NotSupported);
+    assertWithin((await timed(() => expectStoreError(store.put(bucket, 'create-only', Buffer.from('x'), { ifNoneMatch: '*' }), StoreErrorCode.NotSupported))).ms, 0, 1_500, 'NotSupported answer');
+    assertWithin((await timed(() => expectStoreError(store.put(bucket, 'present', Buffer.from('overwrite?'), { ifNoneMatch: '*' }), StoreErrorCode.NotSupported))).ms, 0, 1_500, 'NotSupported answer');
     assert.equal(proxy.requests.filter((r) => r.method === 'PUT').length, 0, 'no PUT was sent once the probe said no');
     await expectStoreError(direct.head(bucket, 'create-only'), StoreErrorCode.NotFound);
     assert.equal((await direct.get(bucket, 'present')).body.toString(), 'present object');

@@ -141,13 +141,13 @@ describe('SwiftStore faults (native API)', { skip: swift ? false : 'no test Swif
     await store.head(container, 'present');
     proxy.pass().clearRecords();
     proxy.failNext(1, 429);
-    await expectStoreError(store.get(container, 'present'), StoreErrorCode.Throttled);
+    assertWithin((await timed(() => expectStoreError(store.get(container, 'present'), StoreErrorCode.Throttled))).ms, 0, 1_500, 'Throttled answer');
     proxy.failNext(1, 498);
-    await expectStoreError(store.list(container), StoreErrorCode.Throttled);
+    assertWithin((await timed(() => expectStoreError(store.list(container), StoreErrorCode.Throttled))).ms, 0, 1_500, 'Throttled answer');
     proxy.failNext(1, 500);
-    await expectStoreError(store.list(container), StoreErrorCode.Unavailable);
+    assertWithin((await timed(() => expectStoreError(store.list(container), StoreErrorCode.Unavailable))).ms, 0, 1_500, 'Unavailable answer');
     proxy.failNext(1, 507);
-    await expectStoreError(store.put(container, 'full', Buffer.from('x')), StoreErrorCode.InsufficientStorage);
+    assertWithin((await timed(() => expectStoreError(store.put(container, 'full', Buffer.from('x')), StoreErrorCode.InsufficientStorage))).ms, 0, 1_500, 'InsufficientStorage answer');
   });
 
   it('connections reset: retried, then success', async () => {

@@ -361,7 +361,7 @@ export class S3Store implements ObjectStore {
           const end = range.length === undefined ? body.length : Math.min(body.length, range.offset + range.length);
           body = Buffer.from(body.subarray(Math.min(range.offset, body.length), Math.max(Math.min(range.offset, body.length), end)));
         }
-        const etag = plainEtag(res.ETag);
+        const etag = contentMd5Etag(res);
         if (!partial && etag !== undefined && md5Hex(body) !== etag) {
           throw new StoreError(StoreErrorCode.Integrity, `${op} ${container}/${key}: the body does not match its MD5`, { op, container, key });
         }
@@ -384,7 +384,7 @@ export class S3Store implements ObjectStore {
     return this.call(op, container, key, true, options.signal, async (signal) => {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: container, Key: key }), { abortSignal: signal });
       const info: ObjectInfo = { key, size: res.ContentLength ?? 0, metadata: { ...(res.Metadata ?? {}) } };
-      const etag = plainEtag(res.ETag);
+      const etag = contentMd5Etag(res);
       if (etag !== undefined) info.etag = etag;
       if (res.LastModified) info.lastModified = res.LastModified;
       return info;
@@ -466,7 +466,7 @@ export class S3Store implements ObjectStore {
           }),
           { abortSignal: signal },
         );
-        const etag = plainEtag(res.ETag);
+        const etag = contentMd5Etag(res);
         if (etag !== undefined && etag !== md5hex) {
           throw new StoreError(StoreErrorCode.Integrity, `${op} ${container}/${key}: the server's ETag does not match the body's MD5`, { op, container, key });
         }
@@ -537,7 +537,7 @@ export class S3Store implements ObjectStore {
         { idleDeadline: watchdog },
       );
       const digest = md5.digest('hex');
-      const etag = plainEtag(res.ETag);
+      const etag = contentMd5Etag(res);
       if (etag !== undefined && etag !== digest) {
         throw new StoreError(StoreErrorCode.Integrity, `${op} ${container}/${key}: the server's ETag does not match the body's MD5`, { op, container, key });
       }
@@ -812,6 +812,16 @@ function plainEtag(etag: string | undefined): string | undefined {
   if (etag === undefined) return undefined;
   const unquoted = etag.replace(/^W\//, '').replace(/^"|"$/g, '').toLowerCase();
   return /^[0-9a-f]{32}$/.test(unquoted) ? unquoted : undefined;
+}
+
+/**
+ * The ETag as the content's MD5, when the response's ETag is one: not for SSE-KMS or SSE-C objects, whose ETag is
+ * something else (AWS documents this), nor for multipart uploads.
+ */
+function contentMd5Etag(res: { ETag?: string | undefined; ServerSideEncryption?: string | undefined; SSECustomerAlgorithm?: string | undefined }): string | undefined {
+  if (res.SSECustomerAlgorithm !== undefined) return undefined;
+  if (res.ServerSideEncryption !== undefined && res.ServerSideEncryption.startsWith('aws:kms')) return undefined;
+  return plainEtag(res.ETag);
 }
 
 /** Total size from a Content-Range header ("bytes 3-4/5" or "bytes * /5"). */
