@@ -181,6 +181,6 @@ export async function openStoreConfig(store: StoreConfig, options: OpenStoreOpti
  * Opens store `nameOrRegion` of the configuration (a store name, or the region of one store; default: the
  * default store). Throws ConfigError when there is no such store or it is incomplete.
  */
-export function openStore(config: Config, nameOrRegion?: string, options: OpenStoreOptions = {}): Promise<ObjectStore> {
+export async function openStore(config: Config, nameOrRegion?: string, options: OpenStoreOptions = {}): Promise<ObjectStore> {
   return openStoreConfig(storeConfig(config, resolveStoreName(config, nameOrRegion)), options);
 }
