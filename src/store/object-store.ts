@@ -167,11 +167,8 @@ export async function* listAll(store: ObjectStore, container: string, options: L
   for (;;) {
     const page = await store.list(container, { ...options, ...(after === undefined ? {} : { after }) });
     const merged: (ObjectInfo | { prefix: string })[] = [...page.objects, ...page.prefixes.map((prefix) => ({ prefix }))];
-    merged.sort((a, b) => {
-      const ka = 'prefix' in a ? a.prefix : a.key;
-      const kb = 'prefix' in b ? b.prefix : b.key;
-      return ka < kb ? -1 : ka > kb ? 1 : 0;
-    });
+    // Stores list in byte order of the UTF-8 names, which is not JavaScript's UTF-16 string order.
+    merged.sort((a, b) => Buffer.compare(Buffer.from('prefix' in a ? a.prefix : a.key), Buffer.from('prefix' in b ? b.prefix : b.key)));
     yield* merged;
     if (page.next === undefined) return;
     after = page.next;
