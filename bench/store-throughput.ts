@@ -91,7 +91,13 @@ interface Phase {
   concurrency: number;
 }
 
-type Runner = { name: string; put(key: string, slot: number): Promise<void>; get(key: string): Promise<void> };
+interface Runner {
+  name: string;
+  put?(key: string, slot: number): Promise<void>;
+  get(key: string): Promise<void>;
+  /** Reads the objects another runner wrote (for a GET-only variant). */
+  readsFrom?: string;
+}
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
@@ -109,6 +115,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(os.tmpdir(), 'swiftfs-bench-'));
 
   const swift = createSwiftStore({ auth: { type: 'tempauth', authUrl, user, key }, connections: Math.max(16, args.concurrency) });
+  const swiftNoVerify = createSwiftStore({ auth: { type: 'tempauth', authUrl, user, key }, connections: Math.max(16, args.concurrency), verifyDownloads: false });
   await swift.createContainer(container);
 
   // curl needs the token and storage URL: one TempAuth request, kept in a private header file.
@@ -133,6 +140,14 @@ async function main(): Promise<void> {
       put: async (k, slot) => void (await swift.put(container, k, payloads[slot]!)),
       get: async (k) => {
         const got = await swift.get(container, k);
+        if (got.body.length !== size) throw new Error(`short read ${got.body.length}`);
+      },
+    },
+    {
+      name: 'SwiftStore (no MD5 check)',
+      readsFrom: 'SwiftStore',
+      get: async (k) => {
+        const got = await swiftNoVerify.get(container, k);
         if (got.body.length !== size) throw new Error(`short read ${got.body.length}`);
       },
     },
@@ -167,26 +182,32 @@ async function main(): Promise<void> {
   console.log(`store-throughput: ${swift.description}; ${args.rounds} rounds, median shown; Node ${process.version}, ${os.cpus().length} CPUs`);
   // Warm up connections and caches once per runner.
   for (const r of runners) {
-    await r.put('warmup/x', 0);
-    await r.get('warmup/x');
+    if (r.put !== undefined) await r.put(`warmup/${r.name}`, 0);
+    await r.get(`warmup/${r.readsFrom ?? r.name}`);
   }
 
   const results = new Map<string, number>(); // `${phase}|${op}|${runner}` -> MiB/s
   try {
     for (const phase of phases) {
       for (const op of ['PUT', 'GET'] as const) {
-        for (const r of runners) {
-          const rates: number[] = [];
-          for (let round = 0; round < args.rounds; round++) {
-            const prefix = `${r.name}/${phase.concurrency}/${round}`;
-            // GET reads the objects this runner's PUT wrote under the same prefix.
+        const active = runners.filter((r) => op === 'GET' || r.put !== undefined);
+        const rates = new Map<string, number[]>(active.map((r) => [r.name, []]));
+        // Runners take turns within each round (in a rotating order), so that load drift on a shared machine
+        // affects them alike.
+        for (let round = 0; round < args.rounds; round++) {
+          for (let turn = 0; turn < active.length; turn++) {
+            const r = active[(turn + round) % active.length]!;
+            const prefix = `${r.readsFrom ?? r.name}/${phase.concurrency}/${round}`;
+            // GET reads the objects the PUT of the same round wrote under the same prefix.
             const seconds = await timed(() =>
-              pool(phase.count, phase.concurrency, (i) => (op === 'PUT' ? r.put(`${prefix}/${i}`, i % slots) : r.get(`${prefix}/${i}`))),
+              pool(phase.count, phase.concurrency, (i) => (op === 'PUT' ? r.put!(`${prefix}/${i}`, i % slots) : r.get(`${prefix}/${i}`))),
             );
-            rates.push((phase.count * size) / MiB / seconds);
+            rates.get(r.name)!.push((phase.count * size) / MiB / seconds);
           }
-          results.set(`${phase.name}|${op}|${r.name}`, median(rates));
-          console.log(`  ${op} ${phase.name} ${r.name}: ${rates.map((x) => x.toFixed(0)).join(', ')} MiB/s`);
+        }
+        for (const r of active) {
+          results.set(`${phase.name}|${op}|${r.name}`, median(rates.get(r.name)!));
+          console.log(`  ${op} ${phase.name} ${r.name}: ${rates.get(r.name)!.map((x) => x.toFixed(0)).join(', ')} MiB/s`);
         }
       }
     }
@@ -202,19 +223,25 @@ async function main(): Promise<void> {
     };
     await cleanup().catch((err: unknown) => console.error(`cleanup of ${container} failed: ${String(err)}`));
     await swift.close();
+    await swiftNoVerify.close();
     await s3?.close();
     await rm(work, { recursive: true, force: true });
   }
 
-  const header = ['operation', ...runners.map((r) => `${r.name} MiB/s`), ...runners.filter((r) => r.name !== 'curl').map((r) => `${r.name}/curl`)];
+  const others = runners.filter((r) => r.name !== 'curl');
+  const header = ['operation', ...runners.map((r) => `${r.name} MiB/s`), ...others.map((r) => `${r.name}/curl`)];
   const rows: string[][] = [];
+  const cell = (key: string, digits: number) => (results.has(key) ? results.get(key)!.toFixed(digits) : '-');
   for (const phase of phases) {
     for (const op of ['PUT', 'GET'] as const) {
       const curlRate = results.get(`${phase.name}|${op}|curl`)!;
       rows.push([
         `${op} ${phase.name}`,
-        ...runners.map((r) => results.get(`${phase.name}|${op}|${r.name}`)!.toFixed(0)),
-        ...runners.filter((r) => r.name !== 'curl').map((r) => (results.get(`${phase.name}|${op}|${r.name}`)! / curlRate).toFixed(2)),
+        ...runners.map((r) => cell(`${phase.name}|${op}|${r.name}`, 0)),
+        ...others.map((r) => {
+          const rate = results.get(`${phase.name}|${op}|${r.name}`);
+          return rate === undefined ? '-' : (rate / curlRate).toFixed(2);
+        }),
       ]);
     }
   }
@@ -224,6 +251,7 @@ async function main(): Promise<void> {
   console.log(line(header));
   console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
   for (const row of rows) console.log(line(row));
+  console.log(`(load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})`);
 }
 
 main().catch((err: unknown) => {
