@@ -3,7 +3,8 @@
 // table) into README.md between the markers
 //   <!-- options:begin -->
 //   <!-- options:end -->
-// and touches nothing else in the file. When the markers are missing they are added at the end of README.md.
+// and touches nothing else in the file. When the markers are missing they are added at the end of README.md,
+// under a heading "## Options" (which, once there, is the README owner's to move or rename).
 //
 // Usage (after `npx tsc -p tsconfig.json`, since it reads the compiled table from dist/):
 //   node scripts/gen-options-doc.mjs            update README.md
@@ -43,7 +44,7 @@ let updated;
 if (begin >= 0 && end > begin) {
   updated = text.slice(0, begin) + block + text.slice(end + END.length);
 } else if (begin < 0 && end < 0) {
-  updated = `${text.replace(/\n*$/, '')}\n\n${block}\n`;
+  updated = `${text.replace(/\n*$/, '')}\n\n## Options\n\n${block}\n`;
 } else {
   console.error(`gen-options-doc: ${readme} has only one of the markers ${BEGIN} / ${END}, or them in the wrong order: fix by hand`);
   process.exit(2);

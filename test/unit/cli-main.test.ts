@@ -149,7 +149,7 @@ describe('scripts/gen-options-doc.mjs', () => {
     assert.equal(run(['--readme', readme, '--check']).status, 1, 'out of date before');
     assert.equal(run(['--readme', readme]).status, 0);
     let text = readFileSync(readme, 'utf8');
-    assert.ok(text.startsWith('# Title\n\nSome text.\n\n<!-- options:begin -->'));
+    assert.ok(text.startsWith('# Title\n\nSome text.\n\n## Options\n\n<!-- options:begin -->'));
     assert.ok(text.trimEnd().endsWith('<!-- options:end -->'));
     assert.ok(text.includes('| `commit-interval` | duration | `1s` |'));
     assert.equal(run(['--readme', readme, '--check']).status, 0, 'up to date after');
@@ -159,7 +159,7 @@ describe('scripts/gen-options-doc.mjs', () => {
     assert.equal(run(['--readme', readme]).status, 0);
     text = readFileSync(readme, 'utf8');
     assert.ok(!text.includes('stale'));
-    assert.ok(text.startsWith('# Title\n\nSome text.\n\n<!-- options:begin -->'));
+    assert.ok(text.startsWith('# Title\n\nSome text.\n\n## Options\n\n<!-- options:begin -->'));
     assert.ok(text.endsWith('<!-- options:end -->\n\n## After\n'));
   });
 
