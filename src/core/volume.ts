@@ -278,9 +278,18 @@ export class Volume implements VolumeFs {
    */
   static async open(store: ObjectStore, container: string, opts: VolumeOpenOptions): Promise<Volume> {
     const log = opts.logger ?? silentLogger;
-    const format = await readFormat(store, container);
-    const caps = await store.capabilities(container);
-    const loaded = await loadVolume(store, container);
+    const started = Date.now();
+    const phase = (what: string) => log.debug({ container, ms: Date.now() - started }, `open: ${what}`);
+    // The three reads are independent: do them at once (a failing format check is the error to report).
+    const formatP = readFormat(store, container);
+    const capsP = store.capabilities(container);
+    const loadedP = loadVolume(store, container);
+    capsP.catch(() => undefined);
+    loadedP.catch(() => undefined);
+    const format = await formatP;
+    const caps = await capsP;
+    const loaded = await loadedP;
+    phase(`loaded checkpoint ${loaded.checkpoint.header.seq} and ${loaded.segments.length} segments`);
     for (const s of loaded.skippedCheckpoints) log.error({ container, checkpoint: s.seq, err: s.error }, 'skipped an unreadable checkpoint (using an older one)');
     const state = FsState.restore(loaded.checkpoint.snapshot);
     const ck = loaded.checkpoint.header;
@@ -322,11 +331,13 @@ export class Volume implements VolumeFs {
         { store, container, conditionalCreate: caps.conditionalCreate, logger: log, ...(opts.force ? { force: true } : {}), ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}), ...(opts.renewMs ? { renewMs: opts.renewMs } : {}) },
         head.maxEpoch,
       );
+      phase(`owner epoch ${ownership.epoch}`);
       const walDir = path.join(volDir, 'wal');
       const walOpts = { dir: walDir, volume: format.uuid, segmentSize, maxSegments: Math.ceil(dirtyLimit / segmentSize) + 4, logger: log };
       let opened = await Wal.open(walOpts);
       wal = opened.wal;
 
+      phase(`WAL opened with ${opened.entries.length} entries`);
       // Crash recovery: which local entries does the store already have?
       const ours = head.walId === wal.walId;
       const committedThrough = ours ? head.walSeq : opened.markedCommitted;
@@ -390,6 +401,7 @@ export class Volume implements VolumeFs {
         clearTimeout(timer);
       }
 
+      phase('first commit done');
       const volume = new Volume({ store, container, format, state, cache, wal, committer, ownership, releaseLock, opts, head });
       committer.setOnFenced((err) => volume.turnReadOnly(`fenced: ${err.message}`));
       ownership.startRenewal((err) => committer!.fenceFromOwnership(err));

@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { FsError } from './errors.js';
 import {
   WAL_ENTRY_HEADER_SIZE,
@@ -100,7 +101,33 @@ interface WalIdentity {
   createdAt: number;
 }
 
-const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+const ZERO_CHUNK = Buffer.alloc(4 * 1024 * 1024);
+
+let fallocateWorks: boolean | undefined;
+
+/**
+ * Reserves the blocks of a file with fallocate(1) (Node has no fallocate): fast, and on ext4/xfs the blocks are
+ * really allocated, so later writes into them cannot fail with ENOSPC. False when unavailable (the caller then
+ * writes zeros, which reserves them on any filesystem); ENOSPC is thrown as such.
+ */
+function fallocate(file: string, size: number): Promise<boolean> {
+  if (fallocateWorks === false) return Promise.resolve(false);
+  return new Promise((resolve, reject) => {
+    execFile('fallocate', ['-l', String(size), file], { timeout: 30_000 }, (err, _stdout, stderr) => {
+      if (!err) {
+        fallocateWorks = true;
+        return resolve(true);
+      }
+      if (/No space left|Disk quota/i.test(String(stderr))) {
+        const e = new Error(`fallocate: ${String(stderr).trim()}`) as NodeJS.ErrnoException;
+        e.code = 'ENOSPC';
+        return reject(e);
+      }
+      fallocateWorks = false; // missing binary or a filesystem without it: zero-fill from now on
+      resolve(false);
+    });
+  });
+}
 
 function segmentFileName(no: number): string {
   return `seg-${no.toString(16).padStart(8, '0')}`;
@@ -464,8 +491,10 @@ export class Wal {
     } else {
       fd = await fsOpen(file, 'w+');
       try {
-        for (let at = 0; at < this.segmentSize; at += ZERO_CHUNK.length) {
-          await writeAll(fd, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, this.segmentSize - at)), at);
+        if (!(await fallocate(file, this.segmentSize))) {
+          for (let at = 0; at < this.segmentSize; at += ZERO_CHUNK.length) {
+            await writeAll(fd, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, this.segmentSize - at)), at);
+          }
         }
       } catch (err) {
         await fsClose(fd);
