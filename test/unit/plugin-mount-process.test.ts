@@ -126,6 +126,60 @@ describe('ProcessMountRunner', { skip: isRoot ? false : 'needs root to mount' },
   });
 });
 
+const IPC_STAND_IN = `
+import { execFileSync } from 'node:child_process';
+const [url, dir] = process.argv.slice(3);
+if (url.includes('fail')) {
+  process.send({ type: 'error', message: 'volume in use by host z (pid 1)' });
+  setInterval(() => {}, 1000); // a daemon that reported an error and lingers: the runner must kill it
+} else {
+  process.on('SIGTERM', () => { execFileSync('umount', [dir]); process.exit(0); });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'standin', dir]);
+  setTimeout(() => { process.send({ type: 'ready', pid: process.pid }); process.disconnect(); }, 400);
+  setInterval(() => {}, 1000);
+}
+`;
+
+describe('ProcessMountRunner with IPC readiness (as the real mount command)', { skip: isRoot ? false : 'needs root to mount' }, () => {
+  let dir: string;
+  let runner: ProcessMountRunner;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'swiftfs-mount-ipc-'));
+    writeFileSync(join(dir, 'standin.mjs'), IPC_STAND_IN);
+    runner = new ProcessMountRunner({ command: [process.execPath, join(dir, 'standin.mjs')], anyFsType: true, pollMs: 20 });
+  });
+  after(() => {
+    try {
+      execFileSync('umount', ['-l', join(dir, 'ipc')], { stdio: 'ignore' });
+    } catch {
+      // not mounted
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('waits for the ready message, not just for the mount to appear', async () => {
+    const mp = join(dir, 'ipc');
+    mkdirSync(mp);
+    const t0 = Date.now();
+    const proc = await runner.start({ record: record('ipc'), dir: mp, cacheDir: join(dir, 'c'), logFile: join(dir, 'ipc.log') }, new AbortController().signal);
+    assert.ok(Date.now() - t0 >= 350, 'resolved only after the ready message');
+    assert.ok(runner.isAlive(proc));
+    assert.equal(await runner.stop(proc, 5000), 'done');
+    assert.equal(mountAt(mp), undefined);
+  });
+
+  test('an error message fails the start, and the process is not left running', async () => {
+    const mp = join(dir, 'fail');
+    mkdirSync(mp);
+    await assert.rejects(
+      runner.start({ record: record('fail'), dir: mp, cacheDir: join(dir, 'c'), logFile: join(dir, 'fail.log') }, new AbortController().signal),
+      /volume in use by host z \(pid 1\)/,
+    );
+    const left = execFileSync('ps', ['-eo', 'args']).toString();
+    assert.ok(!left.includes(`standin.mjs mount swift://default/fail`), 'no process left');
+  });
+});
+
 describe('mount command arguments', () => {
   test('volume URL names the store and container, percent-encoded', () => {
     const r = record('v', 'my container');
