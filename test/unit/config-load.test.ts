@@ -82,6 +82,15 @@ describe('precedence', () => {
     assert.equal(perVolume.commitInterval, 3000);
   });
 
+  it('relative paths in a file are relative to the file; in env and flags, to the working directory', () => {
+    const file = configFile('socket: run/plugin.sock\nvolumes: { defaults: { cache-dir: cache } }\n');
+    const config = loadConfig({ env: {}, configFile: file, cwd: '/somewhere' });
+    assert.equal(config.volume.cacheDir, join(dir, 'cache'));
+    assert.equal(config.plugin.socket, join(dir, 'run/plugin.sock'));
+    assert.equal(loadConfig({ env: { SWIFTFS_CACHE_DIR: 'c2' }, cwd: '/somewhere' }).volume.cacheDir, '/somewhere/c2');
+    assert.equal(loadConfig({ env: {}, flags: { cacheDir: 'c3' }, cwd: '/elsewhere' }).volume.cacheDir, '/elsewhere/c3');
+  });
+
   it('an explicit --config beats SWIFTFS_CONFIG', () => {
     const a = configFile('volumes: { defaults: { block-size: 1M } }\n');
     const b = configFile('volumes: { defaults: { block-size: 2M } }\n');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
 import { addSecretValue, componentLogger, createLogger, loggerFromConfig, prettyLine, scrubSecrets } from '../../src/log.js';
-import { metricsText, removeVolumeMetrics, storeMetrics, volumeMetrics, elapsed, startTimer } from '../../src/metrics.js';
+import { metricsText, removeVolumeMetrics, startMetricsServer, storeMetrics, volumeMetrics, elapsed, startTimer } from '../../src/metrics.js';
 
 class Capture {
   lines: string[] = [];
@@ -184,5 +184,26 @@ describe('metrics', () => {
     const perOpNs = Number(process.hrtime.bigint() - start) / n;
     removeVolumeMetrics('vol-metrics-speed');
     assert.ok(perOpNs < 2000, `${perOpNs.toFixed(0)} ns per op`);
+  });
+
+  it('serves /metrics over HTTP and 404 elsewhere', async () => {
+    volumeMetrics('vol-http-test').written(7);
+    const server = await startMetricsServer('127.0.0.1:0');
+    try {
+      const address = server.address();
+      assert.ok(address && typeof address === 'object');
+      const base = `http://127.0.0.1:${address.port}`;
+      const response = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type') ?? '', /text\/plain/);
+      assert.match(await response.text(), /swiftfs_written_bytes_total\{volume="vol-http-test"\} 7/);
+      const other = await fetch(`${base}/other`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(other.status, 404);
+      await other.text();
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      removeVolumeMetrics('vol-http-test');
+    }
+    await assert.rejects(() => startMetricsServer('not an address'), /HOST:PORT/);
   });
 });
