@@ -79,6 +79,18 @@ export async function withDeadline<T>(what: string, ms: number, work: (signal: A
   }
 }
 
+/** The time left to answer one plugin call (started when the call arrived, before any lock wait). */
+export class CallBudget {
+  private readonly end: number;
+  constructor(ms: number) {
+    this.end = Date.now() + ms;
+  }
+  /** Milliseconds left (never below `min`). */
+  left(min = 0): number {
+    return Math.max(min, this.end - Date.now());
+  }
+}
+
 /** Serialises async work per key. */
 class KeyedLock {
   private tails = new Map<string, Promise<void>>();
@@ -206,7 +218,7 @@ export class SwiftfsDriver implements VolumeDriver {
         if (refs === 0) {
           // Nobody uses it any more (we stopped between the last Unmount and the stop): flush and stop it.
           this.log.info({ name }, 'stopping an unused mount found at start');
-          await this.stopMount(record);
+          await this.stopMount(record, this.config.callBudgetMs);
           changed = true;
         } else if (why === 'start') {
           this.log.info({ name, pid: record.process.pid }, 're-adopted a live mount process');
@@ -221,7 +233,7 @@ export class SwiftfsDriver implements VolumeDriver {
     }
     if (record.process === undefined && refs > 0 && !this.closed) {
       try {
-        await this.startMount(record);
+        await this.startMount(record, new CallBudget(this.config.callBudgetMs));
         record.lastError = undefined;
         this.log.info({ name, refs }, 'remounted a volume still used by containers');
       } catch (err) {
@@ -237,12 +249,13 @@ export class SwiftfsDriver implements VolumeDriver {
 
   async create(name: string, opts: Record<string, string>): Promise<void> {
     const spec = this.backend.resolve(name, opts);
+    const budget = new CallBudget(this.config.callBudgetMs);
     await this.lock.run(name, async () => {
       if (this.state.data.volumes[name] !== undefined) return; // idempotent
       if (this.state.data.removals[name] !== undefined) {
         throw new DriverError(`volume ${name} is still being deleted from the store; try again in a moment`);
       }
-      const volume = await withDeadline(`creating volume ${name}`, this.config.callBudgetMs, (signal) => this.backend.create(spec, signal)).catch(
+      const volume = await withDeadline(`creating volume ${name}`, budget.left(), (signal) => this.backend.create(spec, signal)).catch(
         (err: unknown) => {
           throw new DriverError(`cannot create volume ${name}: ${message(err)}`, { cause: err });
         },
@@ -253,13 +266,14 @@ export class SwiftfsDriver implements VolumeDriver {
   }
 
   async get(name: string): Promise<WireVolume> {
+    const budget = new CallBudget(this.config.callBudgetMs);
     return this.lock.run(name, async () => {
       let record = this.state.data.volumes[name];
       if (record === undefined) {
-        record = await this.discover(name);
+        record = await this.discover(name, budget);
         if (record === undefined) throw new DriverError(`no such volume: ${name}`);
       }
-      const check = await this.checkStore(record);
+      const check = await this.checkStore(record, budget);
       if (check.volume === null && this.mayForget(record)) {
         delete this.state.data.volumes[name];
         await this.state.save();
@@ -286,8 +300,9 @@ export class SwiftfsDriver implements VolumeDriver {
   async path(name: string): Promise<string> {
     const record = this.state.data.volumes[name];
     if (record === undefined) {
+      const budget = new CallBudget(this.config.callBudgetMs);
       return this.lock.run(name, async () => {
-        const found = await this.discover(name);
+        const found = await this.discover(name, budget);
         if (found === undefined) throw new DriverError(`no such volume: ${name}`);
         return '';
       });
@@ -296,10 +311,11 @@ export class SwiftfsDriver implements VolumeDriver {
   }
 
   async mount(name: string, id: string): Promise<string> {
+    const budget = new CallBudget(this.config.callBudgetMs);
     return this.lock.run(name, async () => {
       let record = this.state.data.volumes[name];
       if (record === undefined) {
-        record = await this.discover(name);
+        record = await this.discover(name, budget);
         if (record === undefined) throw new DriverError(`no such volume: ${name}`);
       }
       if (record.process !== undefined && !this.runner.isAlive(record.process)) {
@@ -309,8 +325,9 @@ export class SwiftfsDriver implements VolumeDriver {
       if (record.process === undefined) {
         if (record.draining !== undefined && this.runner.isAlive(record.draining)) {
           // The last user's data is still being uploaded by the previous mount process; wait for it (bounded).
-          const budget = Math.floor(this.config.callBudgetMs / 2);
-          const finished = await withDeadline('waiting for the previous mount to finish uploading', budget, (signal) =>
+          // Leave the mount itself at least half of what is left.
+          const wait = budget.left() / 2;
+          const finished = await withDeadline('waiting for the previous mount to finish uploading', wait, (signal) =>
             this.runner.waitExit(record!.draining!, signal),
           ).then(
             () => true,
@@ -325,7 +342,7 @@ export class SwiftfsDriver implements VolumeDriver {
         }
         const started = Date.now();
         try {
-          await this.startMount(record);
+          await this.startMount(record, budget);
         } catch (err) {
           record.lastError = `mount failed: ${message(err)}`;
           await this.state.save();
@@ -341,6 +358,7 @@ export class SwiftfsDriver implements VolumeDriver {
   }
 
   async unmount(name: string, id: string): Promise<void> {
+    const budget = new CallBudget(this.config.callBudgetMs);
     await this.lock.run(name, async () => {
       const record = this.state.data.volumes[name];
       if (record === undefined || record.mounts[id] === undefined) {
@@ -352,16 +370,17 @@ export class SwiftfsDriver implements VolumeDriver {
       else delete record.mounts[id];
       if (mountRefs(record) === 0 && record.process !== undefined) {
         await this.state.save(); // the reference is gone even if the stop below fails
-        await this.stopMount(record);
+        await this.stopMount(record, budget.left() - 1_500);
       }
       await this.state.save();
     });
   }
 
   async remove(name: string): Promise<void> {
+    const budget = new CallBudget(this.config.callBudgetMs);
     await this.lock.run(name, async () => {
       let record = this.state.data.volumes[name];
-      if (record === undefined) record = await this.discover(name);
+      if (record === undefined) record = await this.discover(name, budget);
       if (record === undefined) {
         if (this.state.data.removals[name] !== undefined) return; // already being removed
         throw new DriverError(`no such volume: ${name}`);
@@ -372,7 +391,7 @@ export class SwiftfsDriver implements VolumeDriver {
         throw new DriverError(`volume ${name} is still uploading the changes of its last use; try again in a moment`);
       }
       const location = record.location;
-      const current = await withDeadline(`reading volume ${name}`, this.config.storeCheckMs * 2, (signal) => this.backend.inspect(location, signal)).catch(
+      const current = await withDeadline(`reading volume ${name}`, Math.min(this.config.storeCheckMs * 2, budget.left() / 3), (signal) => this.backend.inspect(location, signal)).catch(
         (err: unknown) => {
           throw new DriverError(`cannot remove volume ${name}: the store is not reachable (${message(err)})`, { cause: err });
         },
@@ -381,7 +400,7 @@ export class SwiftfsDriver implements VolumeDriver {
         throw new DriverError(`volume ${name} is in use by ${describeHolder(current.holder)}; unmount it there first`);
       }
       if (current !== null) {
-        await withDeadline(`marking volume ${name} for deletion`, this.config.storeCheckMs * 2, (signal) => this.backend.markDeleting(location, signal)).catch(
+        await withDeadline(`marking volume ${name} for deletion`, Math.min(this.config.storeCheckMs * 2, budget.left() / 2), (signal) => this.backend.markDeleting(location, signal)).catch(
           (err: unknown) => {
             throw new DriverError(`cannot remove volume ${name}: ${message(err)}`, { cause: err });
           },
@@ -400,7 +419,7 @@ export class SwiftfsDriver implements VolumeDriver {
       if (current !== null) {
         // Delete the objects; answer within the budget and finish in the background if it takes longer.
         const removal = this.startRemoval(name);
-        await Promise.race([removal, new Promise((r) => setTimeout(r, this.config.callBudgetMs / 2).unref())]);
+        await Promise.race([removal, new Promise((r) => setTimeout(r, budget.left() - 1_000).unref())]);
       }
     });
   }
@@ -430,11 +449,11 @@ export class SwiftfsDriver implements VolumeDriver {
   }
 
   /** Finds a volume unknown to this host in the store and records it; undefined if it does not exist. */
-  private async discover(name: string): Promise<VolumeRecord | undefined> {
+  private async discover(name: string, budget: CallBudget): Promise<VolumeRecord | undefined> {
     if (this.state.data.removals[name] !== undefined) return undefined;
     let found: BackendVolume | null;
     try {
-      found = await withDeadline(`looking up volume ${name}`, this.config.callBudgetMs - 5_000, (signal) => this.backend.lookup(name, signal));
+      found = await withDeadline(`looking up volume ${name}`, budget.left() - 3_000, (signal) => this.backend.lookup(name, signal));
     } catch (err) {
       throw new DriverError(`cannot look up volume ${name}: ${message(err)}`, { cause: err });
     }
@@ -461,12 +480,12 @@ export class SwiftfsDriver implements VolumeDriver {
   }
 
   /** Asks the store about a known volume (bounded, cached briefly); never throws. */
-  private async checkStore(record: VolumeRecord): Promise<StoreCheck> {
+  private async checkStore(record: VolumeRecord, budget?: CallBudget): Promise<StoreCheck> {
     const cached = this.storeChecks.get(record.name);
     if (cached !== undefined && Date.now() - cached.at < this.config.storeCheckCacheMs) return cached;
     let check: StoreCheck;
     try {
-      const volume = await withDeadline(`reading volume ${record.name}`, this.config.storeCheckMs, (signal) => this.backend.inspect(record.location, signal));
+      const volume = await withDeadline(`reading volume ${record.name}`, Math.min(this.config.storeCheckMs, budget?.left() ?? Infinity), (signal) => this.backend.inspect(record.location, signal));
       // A container that now holds another volume (deleted and recreated elsewhere) means this record is stale.
       check = { at: Date.now(), volume: volume !== null && volume.uuid === record.uuid ? volume : null };
     } catch (err) {
@@ -490,17 +509,17 @@ export class SwiftfsDriver implements VolumeDriver {
     return join(this.config.cacheRoot, record.uuid);
   }
 
-  private async startMount(record: VolumeRecord): Promise<void> {
+  private async startMount(record: VolumeRecord, budget: CallBudget): Promise<void> {
     // Refuse early, with a clear message, a volume that another host holds (the mount process would refuse too).
     this.storeChecks.delete(record.name);
-    const check = await this.checkStore(record);
+    const check = await this.checkStore(record, new CallBudget(budget.left() / 4));
     const holder = check.volume?.holder;
     if (holder?.live) {
       throw new DriverError(`volume ${record.name} is in use by ${describeHolder(holder)}; stop its containers there first`);
     }
     if (check.volume === null) throw new DriverError(`the container ${record.location.container} of volume ${record.name} no longer exists`);
     mkdirSync(record.mountpoint, { recursive: true, mode: 0o755 });
-    const proc = await withDeadline(`mounting volume ${record.name}`, this.config.callBudgetMs - 2_000, (signal) =>
+    const proc = await withDeadline(`mounting volume ${record.name}`, budget.left() - 1_000, (signal) =>
       this.runner.start({ record, dir: record.mountpoint, cacheDir: this.config.cacheRoot, logFile: join(this.config.logRoot, `${record.name}.log`) }, signal),
     );
     record.process = proc;
@@ -508,12 +527,12 @@ export class SwiftfsDriver implements VolumeDriver {
   }
 
   /** Flushes and stops the mount process; goes on in the background past the call budget. */
-  private async stopMount(record: VolumeRecord): Promise<void> {
+  private async stopMount(record: VolumeRecord, budgetMs: number): Promise<void> {
     const proc = record.process;
     if (proc === undefined) return;
     let result: 'done' | 'pending';
     try {
-      result = await this.runner.stop(proc, this.config.callBudgetMs - 3_000);
+      result = await this.runner.stop(proc, Math.max(0, budgetMs));
     } catch (err) {
       // The process could not flush (store down?): it keeps its data in the cache (journal) and keeps running,
       // so nothing is lost; follow it as a drain.

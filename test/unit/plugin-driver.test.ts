@@ -173,14 +173,14 @@ describe('plugin driver', () => {
   });
 
   test('an unmount that cannot flush in time answers, keeps uploading, and a new Mount waits for it', async () => {
-    const d = makeDriver('host-a', { callBudgetMs: 4_000 });
+    const d = makeDriver('host-a', { callBudgetMs: 3_000 });
     await d.start();
     await d.create('slow', {});
     await d.mount('slow', MOUNT_ID_A);
-    runner.stopDelayMs = 1_800; // longer than the unmount budget (callBudget - 3 s = 1 s)
+    runner.stopDelayMs = 2_000; // longer than the unmount's share of the call budget (3 s - 1.5 s)
     const t0 = Date.now();
     await d.unmount('slow', MOUNT_ID_A);
-    assert.ok(Date.now() - t0 < 1_700, 'Unmount answered within its budget');
+    assert.ok(Date.now() - t0 < 1_900, 'Unmount answered within its budget');
     const during = await d.get('slow');
     assert.equal(during.Status?.['uploading'], true);
     assert.equal(runner.alive('slow').length, 1, 'the old process is still uploading');
@@ -201,6 +201,21 @@ describe('plugin driver', () => {
     assert.ok(Date.now() - t0 < 2_000);
     backend.delayMs = 0;
     await assert.rejects(d.get('hang'), /no such volume/);
+  });
+
+  test('a mount that cannot start within the call budget fails cleanly, with no reference kept', async () => {
+    const d = makeDriver('host-a', { callBudgetMs: 1_500 });
+    await d.start();
+    await d.create('late', {});
+    runner.startDelayMs = 5_000;
+    const t0 = Date.now();
+    await assert.rejects(d.mount('late', MOUNT_ID_A), /cannot mount volume late: mounting volume late did not finish within/);
+    assert.ok(Date.now() - t0 < 1_600, 'answered within the budget');
+    runner.startDelayMs = 0;
+    assert.equal(runner.alive('late').length, 0);
+    assert.equal(await d.path('late'), '');
+    const v = await d.get('late');
+    assert.equal(v.Status?.['mounts'], 0);
   });
 
   test('concurrent Mounts of one volume start one process', async () => {

@@ -123,8 +123,20 @@ export class FakeRunner implements MountRunner {
   starts: string[] = [];
   stops: string[] = [];
 
+  /** When set, start() takes this long (and gives up, leaving nothing, when the signal fires first). */
+  startDelayMs = 0;
+
   async start(request: StartMountRequest, signal: AbortSignal): Promise<MountProcessRecord> {
     if (signal.aborted) throw signal.reason;
+    if (this.startDelayMs > 0) {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, this.startDelayMs);
+        signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          reject(signal.reason);
+        });
+      });
+    }
     if (this.failStart !== undefined) throw new Error(this.failStart);
     this.starts.push(request.record.name);
     const pid = this.nextPid++;
