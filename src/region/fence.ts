@@ -38,6 +38,7 @@ import {
   ROLE_LABEL,
   fenceOwnerRecord,
   heldOwnerRecord,
+  isFenceOwner,
   readPendingFences,
   releasedOwnerRecord,
   writeOwner,
@@ -119,7 +120,7 @@ export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
     throw new FenceError('no-conditional-create', `${opts.region}/${container}: ${explanation}; confirm with --force to go on`);
   }
   const previousOwner = await Ownership.read(store, container);
-  if (opts.mode === 'takeover' && previousOwner && !opts.forceOwner && Ownership.isLive(previousOwner, 120_000) && !isFenceLike(previousOwner)) {
+  if (opts.mode === 'takeover' && previousOwner && !opts.forceOwner && Ownership.isLive(previousOwner, 120_000) && !isFenceOwner(previousOwner)) {
     throw new FenceError('busy', `${opts.region}/${container} is in use read-write by ${previousOwner.host} (pid ${previousOwner.pid}, epoch ${previousOwner.epoch}); it cannot be taken over without forcing`);
   }
   const headBefore = await readJournalHead(store, container, { epochs: true });
@@ -175,10 +176,6 @@ export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
   return { place: { region: opts.region, container }, epoch, seq, time, guarantee, headBefore, previousOwner, session };
 }
 
-function isFenceLike(rec: OwnerRecord): boolean {
-  return typeof (rec as { fence?: unknown }).fence === 'object' && (rec as { fence?: unknown }).fence !== null;
-}
-
 /** Ends a takeover: the owner record is released (same epoch), so that the next mount takes the volume freely. */
 export async function releaseTakeover(store: ObjectStore, container: string, result: FenceResult): Promise<void> {
   const current = await Ownership.read(store, container);
@@ -224,7 +221,7 @@ export async function applyPendingFences(
     try {
       const store = await openRegion(fence.place.region);
       const current = await Ownership.read(store, fence.place.container);
-      if (current && isFenceLike(current) && current.epoch > fence.minEpoch) {
+      if (current && isFenceOwner(current) && current.epoch > fence.minEpoch) {
         out.push({ fence, applied: null });
         continue; // fenced already (by another relocate)
       }

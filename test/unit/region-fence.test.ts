@@ -1,0 +1,167 @@
+/**
+ * Fencing on memory stores: a fence stops a running writer (its next commit fails, its mount turns read-only)
+ * and keeps the old home from being opened read-write again; the fence epoch is above every epoch that wrote
+ * there; a store without create-only puts needs force and still stops a check-then-put writer; a takeover
+ * refuses a live owner and, once released, lets the next mount in; pending fences are applied when the region
+ * answers again.
+ */
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { FaultyStore } from '../../src/store/faulty-store.js';
+import { Volume, VolumeBusyError } from '../../src/core/volume.js';
+import { FsError } from '../../src/core/errors.js';
+import { Ownership } from '../../src/core/ownership.js';
+import { fetchSegment, dataKey } from '../../src/core/layout.js';
+import { O_CREAT, O_RDWR } from '../../src/core/types.js';
+import { FenceError, addPendingFence, applyPendingFences, fenceContainer, releaseTakeover, watchPendingFences } from '../../src/region/fence.js';
+import { isFenceOwner, readPendingFences } from '../../src/region/records.js';
+import { FAST, sourceVolume, tempDir, fsFiles, KiB } from './region-helpers.js';
+
+async function writeAndSync(v: Volume, p: string, data: Buffer): Promise<void> {
+  const fh = await v.create(p, 0o644, O_CREAT | O_RDWR);
+  try {
+    await v.write(fh, data, 0);
+    await v.fsync(fh, false);
+  } finally {
+    await v.release(fh).catch(() => undefined);
+  }
+}
+
+test('a retire fence stops the running writer, and the old home cannot be opened read-write again', async () => {
+  const src = await sourceVolume();
+  try {
+    const v = src.volume;
+    await writeAndSync(v, '/before', Buffer.alloc(10 * KiB, 1));
+    const writerEpoch = v.status().owner!.epoch;
+    const headBefore = v.status().journalSeq;
+    const res = await fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', movedTo: { region: 'B', container: 'vol-b' }, reason: 'test' });
+    assert.equal(res.guarantee, 'fenced');
+    assert.ok(res.epoch > writerEpoch);
+    assert.equal(res.seq, headBefore + 1);
+    const seg = await fetchSegment(src.store, src.container, res.seq);
+    assert.ok(seg);
+    assert.equal(seg.decoded.header.epoch, res.epoch);
+    assert.equal(seg.decoded.batches.length, 0);
+
+    // The writer's next commit loses the race: EROFS, and the mount says why.
+    await assert.rejects(writeAndSync(v, '/after', Buffer.alloc(10 * KiB, 2)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
+    assert.match(v.status().readOnlyReason ?? '', /fenced|taken over/);
+    await assert.rejects(v.mkdir('/more', 0o755), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
+
+    // Nobody opens the old home read-write any more (the fence owner never expires), and the error says where it went.
+    const other = await tempDir();
+    await assert.rejects(Volume.open(src.store, src.container, { cacheDir: other, ...FAST }), (e: unknown) => e instanceof VolumeBusyError && /relocated to region B/.test(e.message));
+    const owner = await Ownership.read(src.store, src.container);
+    assert.ok(isFenceOwner(owner));
+    // Read-only still works, and holds what was committed before the fence (not the refused write).
+    const ro = await Volume.open(src.store, src.container, { cacheDir: await tempDir(), readOnly: true });
+    const files = await fsFiles(ro);
+    assert.ok(files.has('/before'));
+    assert.ok(!files.has('/after'));
+    await ro.close();
+  } finally {
+    await src.cleanup();
+  }
+});
+
+test('the fence epoch is above the owner record, the journal and every data object epoch', async () => {
+  const src = await sourceVolume();
+  try {
+    await src.volume.close();
+    await src.store.put(src.container, dataKey('00000063/0000000000'), Buffer.from('left by a writer of epoch 99'));
+    const res = await fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: src.volume.uuid, mode: 'retire', movedTo: null, reason: 'test' });
+    assert.equal(res.epoch, 100);
+    const res2 = await fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: src.volume.uuid, mode: 'retire', movedTo: null, reason: 'again', minEpoch: 500 });
+    assert.equal(res2.epoch, 501);
+    assert.equal(res2.seq, res.seq + 1);
+    await assert.rejects(fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: 'another-uuid', mode: 'retire', reason: 'x' }), (e: unknown) => e instanceof FenceError && e.reason === 'uuid-mismatch');
+  } finally {
+    await src.cleanup();
+  }
+});
+
+test('without create-only puts the fence needs force; it still stops a check-then-put writer at its next commit', async () => {
+  const src = await sourceVolume({ conditionalCreate: false });
+  try {
+    const v = src.volume;
+    assert.equal(v.status().owner?.guarantee, 'check-then-put');
+    await writeAndSync(v, '/a', Buffer.alloc(KiB, 1));
+    await assert.rejects(
+      fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test' }),
+      (e: unknown) => e instanceof FenceError && e.reason === 'no-conditional-create' && /--force/.test(e.message),
+    );
+    const res = await fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test', force: true });
+    assert.equal(res.guarantee, 'check-then-put');
+    await assert.rejects(writeAndSync(v, '/b', Buffer.alloc(KiB, 2)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
+    const seg = await fetchSegment(src.store, src.container, res.seq);
+    assert.equal(seg?.decoded.header.epoch, res.epoch, 'the fence segment was not overwritten');
+  } finally {
+    await src.cleanup();
+  }
+});
+
+test('a takeover refuses a live owner unless forced; released, the next mount takes the volume with a higher epoch', async () => {
+  const src = await sourceVolume();
+  try {
+    await assert.rejects(
+      fenceContainer({ store: src.store, container: src.container, region: 'B', uuid: src.volume.uuid, mode: 'takeover', reason: 'test' }),
+      (e: unknown) => e instanceof FenceError && e.reason === 'busy',
+    );
+    await src.volume.close();
+    const res = await fenceContainer({ store: src.store, container: src.container, region: 'B', uuid: src.volume.uuid, mode: 'takeover', reason: 'test' });
+    // Held during the relocation: a mount is refused.
+    await assert.rejects(Volume.open(src.store, src.container, { cacheDir: await tempDir(), ...FAST }), VolumeBusyError);
+    await releaseTakeover(src.store, src.container, res);
+    const v = await Volume.open(src.store, src.container, { cacheDir: await tempDir(), ...FAST });
+    assert.ok(v.status().owner!.epoch > res.epoch);
+    await writeAndSync(v, '/x', Buffer.alloc(KiB, 3));
+    await v.close();
+  } finally {
+    await src.cleanup();
+  }
+});
+
+test('pending fences: kept while the old home does not answer, applied when it does (also by the watcher)', async () => {
+  const src = await sourceVolume();
+  const home = new MemoryStore({ name: 'home' });
+  await home.createContainer('vol');
+  try {
+    const v = src.volume;
+    await writeAndSync(v, '/a', Buffer.alloc(KiB, 1));
+    const faulty = new FaultyStore(src.store);
+    faulty.goOffline();
+    await addPendingFence({ store: home, container: 'vol' }, v.uuid, { place: { region: 'A', container: src.container }, minEpoch: 7, movedTo: { region: 'B', container: 'vol' } });
+    const open = async (region: string) => {
+      assert.equal(region, 'A');
+      return faulty;
+    };
+    let out = await applyPendingFences({ store: home, container: 'vol' }, open);
+    assert.equal(out.length, 1);
+    assert.equal(out[0]!.applied, null);
+    let rec = await readPendingFences(home, 'vol');
+    assert.equal(rec?.fences.length, 1);
+    assert.equal(rec?.fences[0]!.attempts, 1);
+    assert.ok(rec?.fences[0]!.lastError);
+    // The writer keeps going meanwhile (it does not know).
+    await writeAndSync(v, '/b', Buffer.alloc(KiB, 2));
+
+    const watcher = watchPendingFences({ store: home, container: 'vol' }, open, { intervalMs: 30 });
+    await new Promise((r) => setTimeout(r, 100));
+    faulty.comeBack();
+    const keepAlive = setInterval(() => undefined, 50); // the watcher's own timer does not hold the process
+    await watcher.done;
+    clearInterval(keepAlive);
+    rec = await readPendingFences(home, 'vol');
+    assert.equal(rec, null, 'no fence left pending');
+    const owner = await Ownership.read(src.store, src.container);
+    assert.ok(isFenceOwner(owner));
+    assert.ok(owner.epoch > 7);
+    await assert.rejects(writeAndSync(v, '/c', Buffer.alloc(KiB, 3)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
+    out = await applyPendingFences({ store: home, container: 'vol' }, open);
+    assert.equal(out.length, 0);
+  } finally {
+    await src.cleanup();
+  }
+});
