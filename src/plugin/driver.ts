@@ -594,6 +594,8 @@ export class SwiftfsDriver implements VolumeDriver {
       health,
       ...(stats?.cacheBytes !== undefined ? { cacheBytes: stats.cacheBytes } : {}),
       ...(stats?.dirtyBytes !== undefined ? { dirtyBytes: stats.dirtyBytes } : {}),
+      ...(stats?.uploadsQueued !== undefined ? { uploadsQueued: stats.uploadsQueued } : {}),
+      ...(stats?.lastCommitAt !== undefined ? { lastCommitAt: stats.lastCommitAt } : {}),
       ...(record.draining !== undefined ? { uploading: true } : {}),
       ...(check.volume?.holder !== undefined ? { holder: describeHolder(check.volume.holder) } : {}),
       ...(check.volume?.bytesUsed !== undefined ? { storeBytes: check.volume.bytesUsed } : {}),

@@ -302,11 +302,46 @@ export class ProcessMountRunner implements MountRunner {
     }
   }
 
+  /** Asks the mount process's control socket (src/fuse/control.ts) for its status; else measures the cache. */
   async stats(record: VolumeRecord, cacheDir: string): Promise<MountStats | undefined> {
-    void record;
+    try {
+      const { controlRequest, defaultRunDir, socketPath } = await import('../fuse/control.js');
+      const status = await controlRequest<{ volumeStatus?: ControlVolumeStatus }>(socketPath(defaultRunDir(), record.mountpoint), 'GET', '/status', { timeoutMs: 1500 });
+      const v = status.volumeStatus;
+      if (v !== undefined && typeof v.dirtyBytes === 'number') return statsFromVolumeStatus(v);
+    } catch {
+      // not answering (starting, stopping, or an older mount command): fall back to the cache's size
+    }
     const cacheBytes = await diskUsage(cacheDir, 20_000);
     return cacheBytes === undefined ? undefined : { cacheBytes };
   }
+}
+
+/** The part of the core's VolumeStatus (src/core/volume.ts) the plugin shows. */
+export interface ControlVolumeStatus {
+  dirtyBytes: number;
+  uploadsQueued?: number;
+  lastCommitAt?: number | null;
+  readOnlyReason?: string | null;
+  health?: { state: string; lastError?: string; failingSince?: number };
+  cache?: { diskBytes?: number; walBytes?: number };
+}
+
+export function statsFromVolumeStatus(v: ControlVolumeStatus): MountStats {
+  const h = v.health;
+  let health = 'ok';
+  if (v.readOnlyReason) health = `read-only: ${v.readOnlyReason}`;
+  else if (h !== undefined && h.state !== 'ok') {
+    health = `${h.state}${h.lastError ? `: ${h.lastError}` : ''}${h.failingSince ? ` (since ${new Date(h.failingSince).toISOString()})` : ''}`;
+  }
+  const cacheBytes = (v.cache?.diskBytes ?? 0) + (v.cache?.walBytes ?? 0);
+  return {
+    dirtyBytes: v.dirtyBytes,
+    cacheBytes,
+    health,
+    ...(v.uploadsQueued !== undefined ? { uploadsQueued: v.uploadsQueued } : {}),
+    ...(v.lastCommitAt ? { lastCommitAt: new Date(v.lastCommitAt).toISOString() } : {}),
+  };
 }
 
 /** Bytes used by the files under `dir` (allocated blocks), visiting at most `maxEntries`; undefined if unreadable. */

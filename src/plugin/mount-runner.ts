@@ -25,8 +25,11 @@ export interface StartMountRequest {
 export interface MountStats {
   cacheBytes?: number;
   dirtyBytes?: number;
-  /** 'ok', or what is wrong ("store unreachable since ..."). */
+  /** 'ok', or what is wrong ("retrying: store unreachable (since ...)"). */
   health?: string;
+  uploadsQueued?: number;
+  /** ISO time of the last commit to the store. */
+  lastCommitAt?: string;
 }
 
 export type StopResult = 'done' | 'pending';

@@ -150,6 +150,11 @@ describe('swiftfs legacy plugin with a real Docker engine', { skip: !isCi() && s
     await engine.dockerOk(['run', '-d', '--name', 'c2', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sleep', '3600']);
     await engine.dockerOk(['exec', 'c1', 'sh', '-c', 'echo from-c1 > /data/c1.txt']);
     assert.equal((await engine.dockerOk(['exec', 'c2', 'cat', '/data/c1.txt'])).trim(), 'from-c1');
+    const [live] = JSON.parse(await engine.dockerOk(['volume', 'inspect', shared])) as { Status: Record<string, unknown> }[];
+    assert.equal(live!.Status['mounted'], true);
+    assert.equal(live!.Status['mounts'], 2);
+    assert.equal(typeof live!.Status['dirtyBytes'], 'number', 'dirty bytes come from the mount process');
+    assert.equal(live!.Status['health'], 'ok');
     const before = state(hostA).volumes[shared];
     assert.equal(Object.values(before?.mounts ?? {}).reduce((a, b) => a + b, 0), 2);
     const mountPid = before?.process?.pid;

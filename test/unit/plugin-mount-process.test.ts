@@ -12,7 +12,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessMountRunner, explainExit, mountArgs, volumeUrl } from '../../src/plugin/mount-process.js';
+import { ProcessMountRunner, explainExit, mountArgs, statsFromVolumeStatus, volumeUrl } from '../../src/plugin/mount-process.js';
 import { mountAt, processAlive } from '../../src/plugin/mount-runner.js';
 import type { VolumeRecord } from '../../src/plugin/state.js';
 
@@ -191,6 +191,18 @@ describe('mount command arguments', () => {
     const args = mountArgs({ record: record('v', 'v', { 'cache-size': '1G', 'block-size': '1M', 'close-sync': 'false', store: 'x', 'read-only': '' }), dir: '/m/v', cacheDir: '/c/u' });
     assert.deepEqual(args, ['mount', 'swift://default/v', '/m/v', '--foreground', '--cache-dir', '/c/u', '--no-create', '--cache-size', '1G', '--no-close-sync', '--read-only']);
     assert.deepEqual(mountArgs({ record: record('v'), dir: '/m/v', cacheDir: '/c' }, ['--config', '/f'], true).slice(0, 8), ['mount', 'swift://default/v', '/m/v', '--foreground', '--notify-ipc', '--cache-dir', '/c', '--no-create']);
+  });
+
+  test('mount status from the control socket becomes Status fields', () => {
+    assert.deepEqual(statsFromVolumeStatus({ dirtyBytes: 10, uploadsQueued: 2, cache: { diskBytes: 100, walBytes: 20 }, health: { state: 'ok' } }), {
+      dirtyBytes: 10,
+      cacheBytes: 120,
+      health: 'ok',
+      uploadsQueued: 2,
+    });
+    const failing = statsFromVolumeStatus({ dirtyBytes: 5, health: { state: 'retrying', lastError: 'Unavailable: connection refused', failingSince: 0 } });
+    assert.equal(failing.health, 'retrying: Unavailable: connection refused');
+    assert.equal(statsFromVolumeStatus({ dirtyBytes: 0, readOnlyReason: 'fenced by host b' }).health, 'read-only: fenced by host b');
   });
 
   test('explainExit picks the last error line of a pino log, else the last line', () => {
