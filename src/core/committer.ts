@@ -121,6 +121,25 @@ interface Pack {
   pieces: PackPiece[];
 }
 
+/** Upload buffers of one block are reused (a sequential writer would otherwise allocate one per block). */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    private readonly size: number,
+    private readonly keep: number,
+  ) {}
+  get(size: number): Buffer {
+    if (size === this.size) {
+      const b = this.free.pop();
+      if (b) return b;
+    }
+    return Buffer.allocUnsafe(size);
+  }
+  put(buf: Buffer): void {
+    if (buf.length === this.size && this.free.length < this.keep) this.free.push(buf);
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -150,6 +169,7 @@ export class Committer {
   private readonly blockSize: number;
   private readonly log: Logger | undefined;
   private readonly uploads: PQueue;
+  private readonly buffers: BufferPool;
   private readonly commitIntervalMs: number;
   private readonly dirtyLimit: number;
   private readonly checkpointEvery: number;
@@ -199,6 +219,7 @@ export class Committer {
     this.log = opts.logger;
     this.epoch = opts.ownership.epoch;
     this.uploads = new PQueue({ concurrency: Math.max(1, opts.uploadConcurrency ?? 8) });
+    this.buffers = new BufferPool(opts.blockSize, Math.max(1, opts.uploadConcurrency ?? 8) + 2);
     this.commitIntervalMs = opts.commitIntervalMs ?? 1000;
     this.dirtyLimit = opts.dirtyLimit;
     this.checkpointEvery = opts.checkpointEvery ?? 1000;
@@ -290,7 +311,7 @@ export class Committer {
     const up: EarlyUpload = { id, n, ino, block, seq, ok: false, done: Promise.resolve() };
     up.done = this.uploads
       .add(async () => {
-        const buf = Buffer.allocUnsafe(this.blockSize);
+        const buf = this.buffers.get(this.blockSize);
         try {
           await Promise.all(pieces.map((p) => this.wal.read((p.ref as WalRef).wal, (p.ref as WalRef).off, p.len, buf, p.off - start)));
         } finally {
@@ -299,8 +320,8 @@ export class Committer {
         await this.putForever(dataKey(id), buf, 'data');
         this.uploadedBytes += buf.length;
         this.uploadedObjects++;
-        void this.cache.insert(id, buf);
         up.ok = true;
+        void this.cache.insert(id, buf).finally(() => this.buffers.put(buf));
       })
       .then(() => undefined);
     up.done.catch(() => undefined);
@@ -444,12 +465,12 @@ export class Committer {
     // Data first: every object the segment names is acknowledged before the segment exists.
     const packUploads = packs.map((p) =>
       this.uploads.add(async () => {
-        const buf = Buffer.allocUnsafe(p.length);
+        const buf = this.buffers.get(p.length);
         await Promise.all(p.pieces.map((piece) => this.wal.read(piece.segment, piece.off, piece.len, buf, piece.at)));
         await this.putForever(dataKey(p.id), buf, 'data');
         this.uploadedBytes += buf.length;
         this.uploadedObjects++;
-        void this.cache.insert(p.id, buf);
+        void this.cache.insert(p.id, buf).finally(() => this.buffers.put(buf));
       }),
     );
     await Promise.all([...packUploads, ...[...usedEarly].map((u) => u.done)]);

@@ -9,6 +9,7 @@
  * Objects uploaded by this host are inserted directly (no download afterwards).
  */
 
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { LRUCache } from 'lru-cache';
@@ -43,6 +44,11 @@ export interface ObjectCacheStats {
 
 let tmpCounter = 0;
 
+function copyRange(id: string, buf: Buffer, off: number, len: number, into: Buffer, at: number): void {
+  if (off + len > buf.length) throw new FsError('EIO', `data object ${id} is ${buf.length} bytes; a file refers to bytes up to ${off + len}`);
+  buf.copy(into, at, off, off + len);
+}
+
 export class ObjectCache {
   private readonly dir: string;
   private readonly disk: LRUCache<string, number>;
@@ -53,6 +59,8 @@ export class ObjectCache {
   private readonly log: Logger | undefined;
   private readonly madeDirs = new Set<string>();
   private readonly writing = new Map<string, Promise<void>>();
+  /** Open descriptors of cached files for ranged reads (closed on eviction once no read uses them). */
+  private readonly fds: LRUCache<string, { fd: number; refs: number; dropped: boolean }>;
   private closed = false;
   private readonly counters = { hits: 0, misses: 0, downloads: 0, downloadedBytes: 0, readaheads: 0 };
 
@@ -64,7 +72,10 @@ export class ObjectCache {
       maxSize: Math.max(1, opts.maxBytes),
       sizeCalculation: (size) => Math.max(1, size),
       dispose: (_size, id, reason) => {
-        if (reason === 'evict' || reason === 'delete') void fsp.unlink(this.fileOf(id)).catch(() => undefined);
+        if (reason === 'evict' || reason === 'delete') {
+          this.fds?.delete(id);
+          void fsp.unlink(this.fileOf(id)).catch(() => undefined);
+        }
       },
     });
     this.memory = new LRUCache<string, Buffer>({
@@ -72,6 +83,13 @@ export class ObjectCache {
       sizeCalculation: (b) => Math.max(1, b.length),
     });
     this.readahead = new PQueue({ concurrency: Math.max(1, opts.readaheadConcurrency ?? 4) });
+    this.fds = new LRUCache<string, { fd: number; refs: number; dropped: boolean }>({
+      max: 128,
+      dispose: (entry) => {
+        entry.dropped = true;
+        if (entry.refs === 0) fs.close(entry.fd, () => undefined);
+      },
+    });
   }
 
   /** Opens the cache, adopting every complete object file found (oldest first, so the newest stay). */
@@ -153,12 +171,66 @@ export class ObjectCache {
 
   /**
    * Copies bytes [off, off+len) of object `id` into `into[at..]`. Fails with EIO if the object is shorter
-   * (a reference past its end is damage).
+   * (a reference past its end is damage). A random reader (`whole` false) of an object that is only on disk
+   * reads just the range from the file; a sequential reader loads the whole object into the memory tier (it
+   * will read the rest next).
    */
-  async read(id: string, off: number, len: number, into: Buffer, at: number): Promise<void> {
-    const buf = await this.get(id);
-    if (off + len > buf.length) throw new FsError('EIO', `data object ${id} is ${buf.length} bytes; a file refers to bytes up to ${off + len}`);
-    buf.copy(into, at, off, off + len);
+  async read(id: string, off: number, len: number, into: Buffer, at: number, whole = true): Promise<void> {
+    const mem = this.memory.get(id);
+    if (mem) {
+      this.counters.hits++;
+      copyRange(id, mem, off, len, into, at);
+      return;
+    }
+    if (!whole && !this.loading.has(id)) {
+      const size = this.disk.get(id);
+      if (size !== undefined) {
+        if (off + len > size) throw new FsError('EIO', `data object ${id} is ${size} bytes; a file refers to bytes up to ${off + len}`);
+        if (await this.preadFile(id, off, len, into, at)) {
+          this.counters.hits++;
+          return;
+        }
+        this.disk.delete(id); // vanished: download again
+      }
+    }
+    copyRange(id, await this.get(id), off, len, into, at);
+  }
+
+  /** Reads a range of a cached object file (through the open-file cache); false when the file is gone. */
+  private async preadFile(id: string, off: number, len: number, into: Buffer, at: number): Promise<boolean> {
+    let entry = this.fds.get(id);
+    if (!entry) {
+      let fd: number;
+      try {
+        fd = await new Promise<number>((resolve, reject) => fs.open(this.fileOf(id), 'r', (err, n) => (err ? reject(err) : resolve(n))));
+      } catch {
+        return false;
+      }
+      const raced = this.fds.get(id);
+      if (raced) {
+        fs.close(fd, () => undefined);
+        entry = raced;
+      } else {
+        entry = { fd, refs: 0, dropped: false };
+        this.fds.set(id, entry);
+      }
+    }
+    entry.refs++;
+    try {
+      let done = 0;
+      while (done < len) {
+        const e = entry;
+        const n = await new Promise<number>((resolve, reject) => fs.read(e.fd, into, at + done, len - done, off + done, (err, k) => (err ? reject(err) : resolve(k))));
+        if (n <= 0) return false;
+        done += n;
+      }
+      return true;
+    } catch {
+      return false;
+    } finally {
+      entry.refs--;
+      if (entry.dropped && entry.refs === 0) fs.close(entry.fd, () => undefined);
+    }
   }
 
   /** Adds an object this host has just uploaded (disk tier only: it is not necessarily about to be read). */
@@ -212,6 +284,7 @@ export class ObjectCache {
   remove(id: string): void {
     this.memory.delete(id);
     this.disk.delete(id);
+    this.fds.delete(id);
   }
 
   stats(): ObjectCacheStats {
@@ -230,5 +303,6 @@ export class ObjectCache {
     await this.readahead.onIdle().catch(() => undefined);
     await Promise.all([...this.writing.values()]);
     this.memory.clear();
+    this.fds.clear();
   }
 }

@@ -93,9 +93,9 @@ export interface VolumeOpenOptions {
   logger?: Logger;
   /** Parallel uploads. Default 8. */
   uploadConcurrency?: number;
-  /** Parallel readahead downloads. Default 6. */
+  /** Parallel readahead downloads. Default 8. */
   readaheadConcurrency?: number;
-  /** Readahead window in blocks for sequential readers. Default 8. */
+  /** Readahead window in blocks for sequential readers. Default 16. */
   readaheadBlocks?: number;
   /** Memory tier of the object cache. Default 64 MiB. */
   memoryCacheBytes?: number;
@@ -229,7 +229,7 @@ export class Volume implements VolumeFs {
     this.fsyncMode = init.opts.fsync ?? 'remote';
     this.closeSync = init.opts.closeSync ?? false;
     this.readOnly = init.wal === null;
-    this.readaheadBytes = (init.opts.readaheadBlocks ?? 8) * this.blockSize;
+    this.readaheadBytes = (init.opts.readaheadBlocks ?? 16) * this.blockSize;
     this.roHead = init.head;
   }
 
@@ -313,7 +313,7 @@ export class Volume implements VolumeFs {
       maxBytes: objectsBytes,
       memoryBytes: opts.memoryCacheBytes ?? 64 * 1024 * 1024,
       fetch: fetchObject,
-      readaheadConcurrency: opts.readaheadConcurrency ?? 6,
+      readaheadConcurrency: opts.readaheadConcurrency ?? 8,
       logger: log,
     });
 
@@ -607,41 +607,65 @@ export class Volume implements VolumeFs {
     const h = this.handles.get(fh, 'read');
     if (!h.readable) throw new FsError('EBADF', 'handle not open for reading', { syscall: 'read' });
     if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) throw new FsError('EINVAL', undefined, { syscall: 'read' });
+    const size = this.state.getattr(h.ino).size;
+    const n = Math.max(0, Math.min(length, size - position));
+    const out = Buffer.allocUnsafe(n);
+    const got = await this.readInto(fh, out, n, position);
+    return got === n ? out : out.subarray(0, got);
+  }
+
+  /**
+   * read() into a buffer the caller owns (the FUSE door passes the kernel's buffer: no allocation, no extra
+   * copy). Reads at most min(length, target.length) bytes; returns how many (0 at or past the end).
+   */
+  async readInto(fh: number, target: Buffer, length: number, position: number): Promise<number> {
+    const h = this.handles.get(fh, 'read');
+    if (!h.readable) throw new FsError('EBADF', 'handle not open for reading', { syscall: 'read' });
+    if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) throw new FsError('EINVAL', undefined, { syscall: 'read' });
     const attr = this.state.getattr(h.ino);
     if ((attr.mode & S_IFMT) === S_IFDIR) throw new FsError('EISDIR', undefined, { syscall: 'read' });
-    if (length === 0 || position >= attr.size) return Buffer.alloc(0);
+    length = Math.min(length, target.length);
+    if (length === 0 || position >= attr.size) return 0;
     const pieces = this.state.extents(h.ino, position, length);
-    let total = 0;
-    for (const piece of pieces) total += piece.len;
-    const out = Buffer.allocUnsafe(total);
+    const sequential = this.detectSequential(h, position, length);
     // Start every WAL read synchronously (they pin their segments before anything can release them).
-    const reads: Promise<void>[] = [];
+    let reads: Promise<void>[] | null = null;
+    let single: Promise<void> | null = null;
     let at = 0;
     for (const piece of pieces) {
       const ref = piece.ref;
-      if (!ref) out.fill(0, at, at + piece.len);
-      else if ('wal' in ref) reads.push(this.wal ? this.wal.read(ref.wal, ref.off, piece.len, out, at) : Promise.reject(new FsError('EIO', 'WAL ref in a read-only volume')));
-      else reads.push(this.cache.read(ref.obj, ref.off, piece.len, out, at));
+      let p: Promise<void> | null = null;
+      if (!ref) target.fill(0, at, at + piece.len);
+      else if ('wal' in ref) p = this.wal ? this.wal.read(ref.wal, ref.off, piece.len, target, at) : Promise.reject(new FsError('EIO', 'WAL ref in a read-only volume'));
+      else p = this.cache.read(ref.obj, ref.off, piece.len, target, at, sequential || piece.len >= this.blockSize / 2);
+      if (p) {
+        if (!single) single = p;
+        else (reads ??= [single]).push(p);
+      }
       at += piece.len;
     }
-    this.readahead(h, position, total, attr.size);
-    if (reads.length === 1) await reads[0];
-    else if (reads.length > 1) await Promise.all(reads);
-    return out;
+    if (sequential) this.readahead(h, position + at, attr.size);
+    if (reads) await Promise.all(reads);
+    else if (single) await single;
+    return at;
   }
 
-  /** Sequential reader detection: prefetch the objects of the next window. */
-  private readahead(h: Handle, position: number, length: number, size: number): void {
-    const end = position + length;
+  /** Sequential reader detection: true from the second read that continues the previous one (or starts at 0). */
+  private detectSequential(h: Handle, position: number, length: number): boolean {
     if (position === h.lastReadEnd || position === 0) h.sequentialReads++;
     else {
       h.sequentialReads = 0;
       h.readaheadUntil = 0;
     }
-    h.lastReadEnd = end;
-    if (h.sequentialReads < 2 || end >= size) return;
+    h.lastReadEnd = position + length;
+    return h.sequentialReads >= 2;
+  }
+
+  /** Prefetches the objects of the window after `end` for a sequential reader. */
+  private readahead(h: Handle, end: number, size: number): void {
+    if (end >= size) return;
     const window = this.readaheadBytes;
-    if (h.readaheadUntil - end > window / 2) return;
+    if (h.readaheadUntil - end > window - this.blockSize) return; // top up once a block was consumed
     const from = Math.max(end, h.readaheadUntil);
     const until = Math.min(size, end + window);
     if (from >= until) return;
