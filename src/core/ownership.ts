@@ -72,6 +72,9 @@ export function machineId(): string {
   return machineIdCache;
 }
 
+/** Sessions of this process that hold a volume (a record naming our pid but not one of these is dead). */
+const liveSessions = new Set<string>();
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -139,7 +142,10 @@ export class Ownership {
   /** Whether `holder` still holds the volume as far as we can tell. */
   static isLive(holder: OwnerRecord, leaseMs: number, now = Date.now()): boolean {
     if (holder.released) return false;
-    if (holder.machine === machineId() && holder.pid !== process.pid && !processAlive(holder.pid)) return false;
+    if (holder.machine === machineId()) {
+      if (holder.pid === process.pid) return liveSessions.has(holder.session);
+      if (!processAlive(holder.pid)) return false;
+    }
     return now - holder.renewedAt < leaseMs;
   }
 
@@ -171,6 +177,7 @@ export class Ownership {
     if (tookOverFrom && Ownership.isLive(tookOverFrom, leaseMs, now)) {
       opts.logger?.warn({ previous: { host: tookOverFrom.host, pid: tookOverFrom.pid, epoch: tookOverFrom.epoch } }, 'forced takeover of a volume held by a live session; it will be fenced on its next commit');
     }
+    liveSessions.add(record.session);
     return new Ownership(opts, record, tookOverFrom);
   }
 
@@ -215,6 +222,12 @@ export class Ownership {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  /** This session is over (closed or abandoned): a later open in this process may take the volume at once. */
+  end(): void {
+    this.stop();
+    liveSessions.delete(this.record.session);
   }
 
   get isLost(): boolean {

@@ -332,6 +332,9 @@ export class Volume implements VolumeFs {
         head.maxEpoch,
       );
       phase(`owner epoch ${ownership.epoch}`);
+      if (ownership.guarantee === 'check-then-put') {
+        log.warn({ container, store: store.description }, 'this store has no conditional create: single-writer fencing is check-then-put (the owner record is checked before each commit), which leaves a short race window if two hosts force-open the volume at once');
+      }
       const walDir = path.join(volDir, 'wal');
       const walOpts = { dir: walDir, volume: format.uuid, segmentSize, maxSegments: Math.ceil(dirtyLimit / segmentSize) + 4, logger: log };
       let opened = await Wal.open(walOpts);
@@ -411,7 +414,7 @@ export class Volume implements VolumeFs {
       return volume;
     } catch (err) {
       await committer?.close(true).catch(() => undefined);
-      ownership?.stop();
+      ownership?.end();
       await wal?.close().catch(() => undefined);
       await cache.close().catch(() => undefined);
       await releaseLock?.().catch(() => undefined);
@@ -425,23 +428,46 @@ export class Volume implements VolumeFs {
 
   /**
    * Unmount: commits everything (unless `abandon`: uncommitted changes then stay in the local WAL for the next
-   * open), releases ownership, stops timers. Open handles are dropped.
+   * open), releases ownership, stops timers. Open handles are dropped. With `timeoutMs`, a store that stays
+   * unreachable that long makes the close give up committing (logged; the local WAL keeps the changes).
    */
-  async close(opts: { abandon?: boolean } = {}): Promise<void> {
+  async close(opts: { abandon?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
+      let abandon = opts.abandon === true;
       for (const h of this.handles.all()) {
         this.handles.close(h.fh);
-        if (!this.readOnly && !this.readOnlyReason && !opts.abandon) {
+        if (!this.readOnly && !this.readOnlyReason && !abandon) {
           const batch = this.state.planClosed(h.ino);
           if (batch.length) await this.appendEntry(() => batch, null, 'release').catch(() => undefined);
         }
       }
       try {
-        if (this.committer) await this.committer.close(opts.abandon === true || this.wal?.broken !== null);
-        if (this.ownership && !opts.abandon && !this.committer?.isFenced) await this.ownership.release().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'cannot release the volume owner record'));
-        this.ownership?.stop();
+        if (this.committer) {
+          const c = this.committer;
+          if (abandon || this.wal?.broken) await c.close(true);
+          else if (opts.timeoutMs === undefined) await c.close(false);
+          else {
+            let timer: NodeJS.Timeout | undefined;
+            const done = await Promise.race([
+              c.close(false).then(() => true),
+              new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), opts.timeoutMs))),
+            ]);
+            clearTimeout(timer);
+            if (!done) {
+              abandon = true;
+              const st = c.status();
+              this.log.warn(
+                { container: this.container, dirtyBytes: st.dirtyBytes, pendingEntries: st.pendingEntries, lastError: st.health.lastError },
+                `close: could not commit within ${opts.timeoutMs} ms; the uncommitted changes stay in the local WAL and are committed by the next mount with this cache directory`,
+              );
+              await c.close(true);
+            }
+          }
+        }
+        if (this.ownership && !abandon && !this.committer?.isFenced) await this.ownership.release().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'cannot release the volume owner record'));
       } finally {
+        this.ownership?.end();
         this.closed = true;
         await this.wal?.close();
         await this.cache.close();

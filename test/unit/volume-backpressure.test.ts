@@ -99,3 +99,23 @@ test('transient put failures are retried: nothing lost, no error surfaces', asyn
     await s.cleanup();
   }
 });
+
+test('close({timeoutMs}) gives up on an unreachable store, keeping the changes for the next mount', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const log = memoryLogger();
+    const v = await s.open({ commitIntervalMs: 60_000, logger: log });
+    await writeFile(v, '/pending', Buffer.from('not yet in the store'));
+    s.faulty.goOffline();
+    const t0 = Date.now();
+    await v.close({ timeoutMs: 300 });
+    assert.ok(Date.now() - t0 < 3000);
+    assert.ok(log.lines.some((l) => l.level === 'warn' && l.msg.includes('could not commit')));
+    s.faulty.comeBack();
+    const back = await s.open();
+    assert.deepEqual(await readFile(back, '/pending'), Buffer.from('not yet in the store'));
+    await back.close();
+  } finally {
+    await s.cleanup();
+  }
+});

@@ -107,3 +107,17 @@ test('lease renewal notices a takeover even without a commit', async () => {
     await s.cleanup();
   }
 });
+
+test('after an abandoned session (a crash), the same process may open again without force', async () => {
+  const s = await setup();
+  try {
+    const v = await s.open({ fsync: 'local' });
+    await writeFile(v, '/x', Buffer.from('x'));
+    await v.close({ abandon: true });
+    const again = await s.open();
+    assert.deepEqual(await readFile(again, '/x'), Buffer.from('x'));
+    await again.close();
+  } finally {
+    await s.cleanup();
+  }
+});
