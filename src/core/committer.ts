@@ -416,7 +416,11 @@ export class Committer {
   private async runCommit(cutEnd: number, force: boolean): Promise<void> {
     let count = 0;
     while (count < this.pending.length && this.pending[count]!.seq <= cutEnd) count++;
-    if (count === 0 && !force) return;
+    if (count === 0 && !force) {
+      // Nothing pending up to cutEnd: every entry up to it is committed (pending holds all the others).
+      this.committedSeq = Math.max(this.committedSeq, cutEnd);
+      return;
+    }
     const entries = this.pending.slice(0, count);
     if (count > 0) await this.wal.waitWritten(entries[count - 1]!.seq);
 
@@ -499,6 +503,7 @@ export class Committer {
     await this.putSegment(seq, bytes);
 
     // Committed. Point the state at the objects, release the WAL.
+    // (cutEnd may exceed the last entry taken: entries above it that are not pending were committed before.)
     this.head = { seq, epoch: this.epoch, walId: this.wal.walId, walSeq: cutEnd, maxEpoch: Math.max(this.head.maxEpoch, this.epoch) };
     for (const r of rebases) this.state.rebase(r.ino, r.off, r.len, r.from, r.to);
     this.pending.splice(0, count);

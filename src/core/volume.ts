@@ -342,7 +342,7 @@ export class Volume implements VolumeFs {
 
       phase(`WAL opened with ${opened.entries.length} entries`);
       // Crash recovery: which local entries does the store already have?
-      const ours = head.walId === wal.walId;
+      let ours = head.walId === wal.walId;
       const committedThrough = ours ? head.walSeq : opened.markedCommitted;
       let replay = opened.entries.filter((e) => e.seq > committedThrough);
       if (replay.length > 0 && !ours) {
@@ -356,10 +356,11 @@ export class Volume implements VolumeFs {
         opened = await Wal.open(walOpts);
         wal = opened.wal;
         replay = [];
+        ours = false;
       }
       if (ours) wal.advanceSeq(head.walSeq);
-      const lastKnown = opened.entries.length ? opened.entries[opened.entries.length - 1]!.seq : 0;
-      wal.markCommitted(replay.length ? replay[0]!.seq - 1 : Math.max(lastKnown, committedThrough), false);
+      // Every entry this WAL knows of is committed, except the ones replayed now.
+      wal.markCommitted(replay.length ? replay[0]!.seq - 1 : wal.lastSeq, false);
       for (const e of replay) state.apply(e.batch);
       if (replay.length) log.warn({ container, entries: replay.length }, 'recovered uncommitted changes from the local WAL; committing them');
       wal.setSession(ownership.epoch, head.seq);

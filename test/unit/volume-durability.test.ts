@@ -229,6 +229,9 @@ test('lost+found: local uncommitted changes are set aside when the volume moved 
   const s = await setup();
   try {
     const v = await s.open({ fsync: 'local', commitIntervalMs: 60_000 });
+    for (let i = 0; i < 20; i++) await writeFile(v, `/committed${i}`, Buffer.from('in the store'));
+    await v.syncAll(); // the local committed note is now well above 0
+    await sleep(50);
     await writeFile(v, '/mine', Buffer.from('local only'));
     await v.fsync(await v.open('/mine', 0), false);
     await v.close({ abandon: true });
@@ -244,7 +247,18 @@ test('lost+found: local uncommitted changes are set aside when the volume moved 
     assert.ok(log.lines.some((l) => l.level === 'error' && l.msg.includes('NOT applied')));
     const lf = await fs.readdir(path.join(s.cacheDir, back.uuid, 'lost+found'));
     assert.equal(lf.length, 1);
-    await back.close();
+    // and the mount works normally afterwards: what it fsyncs is in the store
+    const fh = await back.create('/after', 0o644, O_CREAT | O_RDWR);
+    await back.write(fh, Buffer.from('after recovery'), 0);
+    await back.fsync(fh, false);
+    const reader = await s.open({ readOnly: true }, await tempDir());
+    assert.deepEqual(await readFile(reader, '/after'), Buffer.from('after recovery'));
+    await reader.close();
+    await back.release(fh);
+    await back.close({ abandon: true });
+    const again = await s.open({}, await tempDir());
+    assert.deepEqual(await readFile(again, '/after'), Buffer.from('after recovery'));
+    await again.close();
   } finally {
     await s.cleanup();
   }
