@@ -854,7 +854,9 @@ export class Replicator {
       }
       for (const s of [...this.shippedRefs.keys()]) this.shippedRefs.delete(s);
     }
-    await this.collectTargetGarbage(c, referenced);
+    // After a seed, the target's other objects may be what the next source segments reference (a re-seeded old
+    // home, a jump over collected segments): they are judged at the next checkpoint, with those segments known.
+    await this.collectTargetGarbage(c, referenced, !seed);
   }
 
   /**
@@ -862,7 +864,7 @@ export class Replicator {
    * neither c nor a later segment of the target references are deleted (first), then segments ≤ p and
    * checkpoints < p.
    */
-  private async collectTargetGarbage(c: number, referenced: Set<string>): Promise<void> {
+  private async collectTargetGarbage(c: number, referenced: Set<string>, objects: boolean): Promise<void> {
     const { target } = this;
     const keep = new Set(referenced);
     for (let s = c + 1; s <= this.replicatedSeq; s++) {
@@ -876,7 +878,7 @@ export class Replicator {
       for (const id of refs) keep.add(id);
     }
     for (const s of [...this.shippedRefs.keys()]) if (s <= c) this.shippedRefs.delete(s);
-    const garbage = [...this.have.keys()].filter((id) => !keep.has(id) && !this.inflight.has(id));
+    const garbage = objects ? [...this.have.keys()].filter((id) => !keep.has(id) && !this.inflight.has(id)) : [];
     const cps = await listCheckpointSeqs(target.store, target.container);
     const older = cps.filter((s) => s < c);
     const previous = older.length ? older[older.length - 1]! : null;

@@ -111,8 +111,10 @@ test('a takeover refuses a live owner unless forced; released, the next mount ta
     );
     await src.volume.close();
     const res = await fenceContainer({ store: src.store, container: src.container, region: 'B', uuid: src.volume.uuid, mode: 'takeover', reason: 'test' });
-    // Held during the relocation: a mount is refused.
-    await assert.rejects(Volume.open(src.store, src.container, { cacheDir: await tempDir(), ...FAST }), VolumeBusyError);
+    // Held during the relocation by this (live) process: another process's mount would be refused.
+    const held = await Ownership.read(src.store, src.container);
+    assert.ok(held && !held.released && held.session === res.session && /swiftfs relocate/.test(held.host));
+    assert.equal(Ownership.isLive({ ...held, pid: process.ppid }, 120_000), true);
     await releaseTakeover(src.store, src.container, res);
     const v = await Volume.open(src.store, src.container, { cacheDir: await tempDir(), ...FAST });
     assert.ok(v.status().owner!.epoch > res.epoch);
