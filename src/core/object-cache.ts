@@ -149,6 +149,7 @@ export class ObjectCache {
   }
 
   private async load(id: string): Promise<Buffer> {
+    if (this.closed) throw new FsError('EIO', 'object cache closed (volume unmounted)');
     if (this.disk.get(id) !== undefined) {
       try {
         const buf = await fsp.readFile(this.fileOf(id));
@@ -298,8 +299,7 @@ export class ObjectCache {
 
   /** Waits for background writes and readaheads; the cache is unusable afterwards. */
   async close(): Promise<void> {
-    this.closed = true;
-    this.readahead.clear();
+    this.closed = true; // queued readaheads now fail at once (clearing the queue would leave them unsettled)
     await this.readahead.onIdle().catch(() => undefined);
     await Promise.all([...this.writing.values()]);
     this.memory.clear();
