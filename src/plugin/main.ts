@@ -37,6 +37,8 @@ export interface PluginRunOptions {
   socketGid?: number;
   /** Per-call deadline in ms (default 25 s). */
   callTimeoutMs?: number;
+  /** Interval of the mount health check in ms (default 10 s). */
+  healthIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -88,6 +90,7 @@ export async function startPlugin(options: PluginRunOptions): Promise<RunningPlu
       cacheRoot: config.volume.cacheDir,
       logRoot: join(stateDir, 'logs'),
       ...(options.callTimeoutMs !== undefined ? { callBudgetMs: options.callTimeoutMs } : {}),
+      ...(options.healthIntervalMs !== undefined ? { healthIntervalMs: options.healthIntervalMs } : {}),
     },
     log,
   );

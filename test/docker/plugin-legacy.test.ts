@@ -69,7 +69,7 @@ describe('swiftfs legacy plugin with a real Docker engine', { skip: !isCi() && s
     root = mkdtempSync('/var/tmp/swiftfs-docker-');
     store = testSwiftStore(swift!);
     engine = await DockerEngine.start();
-    hostA = new PluginHost({ name: uniquePluginName('sfa'), root: join(root, 'host-a'), swift: swift! });
+    hostA = new PluginHost({ name: uniquePluginName('sfa'), root: join(root, 'host-a'), swift: swift!, extraArgs: ['--health-interval', '1000'] });
     await hostA.start();
   });
 
@@ -175,6 +175,28 @@ describe('swiftfs legacy plugin with a real Docker engine', { skip: !isCi() && s
     const files = await readVolumeFiles(store, shared, ['/after.txt', '/c1.txt']);
     assert.equal(files.get('/after.txt')?.toString(), 'after-restart\n');
     assert.equal(files.get('/c1.txt')?.toString(), 'from-c1\n');
+  });
+
+  test('a mount process that dies is restarted at the same path, and new containers use it', async (t) => {
+    if (!mountBuilt) return t.skip(noMount);
+    await engine.dockerOk(['run', '-d', '--name', 'c3', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sleep', '3600']);
+    await engine.dockerOk(['exec', 'c3', 'sh', '-c', 'echo from-c3 > /data/c3.txt']);
+    const first = state(hostA).volumes[shared]?.process?.pid;
+    assert.ok(first);
+    process.kill(first, 'SIGKILL');
+    await waitFor('the health check to remount the volume', async () => {
+      const pid = state(hostA).volumes[shared]?.process?.pid;
+      return pid !== undefined && pid !== first;
+    });
+    // The same path: a new container gets the remounted volume, with what c3 wrote (replayed from the local
+    // write-ahead log, since the process died before committing it).
+    const out = await engine.dockerOk(['run', '--rm', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sh', '-c', 'cat /data/c3.txt && echo new > /data/new.txt']);
+    assert.equal(out.trim(), 'from-c3');
+    await engine.dockerOk(['rm', '-f', 'c3']);
+    assert.equal(state(hostA).volumes[shared]?.process, undefined, 'stopped with its last user');
+    const files = await readVolumeFiles(store, shared, ['/c3.txt', '/new.txt']);
+    assert.equal(files.get('/c3.txt')?.toString(), 'from-c3\n');
+    assert.equal(files.get('/new.txt')?.toString(), 'new\n');
   });
 
   test('the engine restarted: volumes still listed and usable', async (t) => {

@@ -21,10 +21,11 @@ export function register(program: Command): void {
     .option('--supervise', 'Run the plugin server as a child and restart it if it exits (managed plugin entrypoint)')
     .option('--socket-group <gid>', 'Numeric group owning the plugin socket (mode 0660), e.g. the docker group')
     .addOption(new Option('--call-timeout <ms>', 'Deadline of one plugin call in ms (keep it under the engine\'s 30 s)').argParser((v) => Number(v)).default(25_000))
-    .addOption(new Option('--mount-command <argv>', 'Command line (space-separated) that runs `swiftfs` for mount processes').hideHelp());
+    .addOption(new Option('--mount-command <argv>', 'Command line (space-separated) that runs `swiftfs` for mount processes').hideHelp())
+    .addOption(new Option('--health-interval <ms>', 'How often mount processes are checked (a dead one is restarted)').argParser((v) => Number(v)).default(10_000));
   addOptionFlags(command, ['plugin']);
   command.option('--cache-dir <dir>', 'Local cache root of the mount processes (one subdirectory per volume)');
-  command.action(async (opts: { supervise?: boolean; socketGroup?: string; callTimeout: number; mountCommand?: string }) => {
+  command.action(async (opts: { supervise?: boolean; socketGroup?: string; callTimeout: number; healthInterval: number; mountCommand?: string }) => {
     const config = configFromCommand(command);
     const { componentLogger, loggerFromConfig } = await import('../../log.js');
     const log = componentLogger(loggerFromConfig(config), 'plugin');
@@ -37,6 +38,7 @@ export function register(program: Command): void {
     if (!Number.isFinite(opts.callTimeout) || opts.callTimeout < 1000 || opts.callTimeout > 110_000) {
       throw new Error('--call-timeout must be between 1000 and 110000 ms');
     }
+    if (!Number.isFinite(opts.healthInterval) || opts.healthInterval < 100) throw new Error('--health-interval must be at least 100 ms');
     const gid = opts.socketGroup === undefined ? undefined : Number(opts.socketGroup);
     if (gid !== undefined && !Number.isInteger(gid)) throw new Error('--socket-group takes a numeric gid');
     const { runPlugin } = await import('../../plugin/main.js');
@@ -44,6 +46,7 @@ export function register(program: Command): void {
       config,
       logger: log,
       callTimeoutMs: opts.callTimeout,
+      healthIntervalMs: opts.healthInterval,
       ...(gid !== undefined ? { socketGid: gid } : {}),
       ...(opts.mountCommand ? { mountCommand: opts.mountCommand.split(' ').filter((x) => x !== '') } : {}),
     });
