@@ -570,7 +570,7 @@ async function catchUpTo(req: RelocateRequest, o: Opened, source: VolumePlace, t
     let total: { segments: number; bytes: number } | null = null;
     const report = (): void => {
       const st = rep.status();
-      if (!total && st.state !== 'starting') total = { segments: Math.max(0, seq - Math.max(st.replicatedSeq, 0)), bytes: st.lagBytes };
+      if (!total && st.lagEstimatedAt !== null) total = { segments: Math.max(0, seq - Math.max(st.replicatedSeq, 0)), bytes: st.copiedBytes + st.lagBytes };
       if (!total) return;
       total.bytes = Math.max(total.bytes, st.copiedBytes + st.lagBytes);
       req.onProgress?.({ segmentsDone: Math.min(total.segments, st.shippedSegments), segmentsTotal: total.segments, bytesDone: st.copiedBytes, bytesTotal: total.bytes });
@@ -584,6 +584,9 @@ async function catchUpTo(req: RelocateRequest, o: Opened, source: VolumePlace, t
         st = await rep.syncOnce();
       }
       report();
+      const done = rep.status();
+      const t = total as { segments: number; bytes: number } | null;
+      if (t) req.onProgress?.({ segmentsDone: t.segments, segmentsTotal: t.segments, bytesDone: done.copiedBytes, bytesTotal: done.copiedBytes });
       await rep.stop();
       return rep.status();
     } catch (err) {

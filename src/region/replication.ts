@@ -83,6 +83,7 @@ function placeholderStatus(source: VolumePlace, target: VolumePlace, mode: Repli
     checkpointSeq: -1,
     lagSeconds: 0,
     lagBytes: 0,
+    lagEstimatedAt: null,
     pendingSegments: 0,
     shippedSegments: 0,
     copiedObjects: 0,
@@ -243,6 +244,7 @@ export class StoreReplicationMonitor {
         checkpointSeq: dst.checkpointSeq,
         lagSeconds,
         lagBytes,
+        lagEstimatedAt: now,
         pendingSegments: Math.max(0, src.seq - dst.seq),
         lastSyncAt: now,
       };

@@ -123,6 +123,8 @@ export interface ReplicationStatus {
   lagSeconds: number;
   /** Bytes (segments + the objects they need) still to copy, as last estimated. */
   lagBytes: number;
+  /** When lagBytes was last measured from listings (null: never; it is then only what copies subtracted). */
+  lagEstimatedAt: number | null;
   pendingSegments: number;
   /** Totals of this replicator's life. */
   shippedSegments: number;
@@ -192,6 +194,7 @@ export class Replicator {
   /** Commit time (or first sighting) of the oldest segment not yet shipped. */
   private pendingSince: number | null = null;
   private lagBytes = 0;
+  private lagEstimatedAt: number | null = null;
   private shippedSegments = 0;
   private copiedObjects = 0;
   private copiedBytes = 0;
@@ -249,6 +252,7 @@ export class Replicator {
       checkpointSeq: this.checkpointSeq,
       lagSeconds: behind && this.pendingSince !== null ? Math.max(0, (now - this.pendingSince) / 1000) : 0,
       lagBytes: behind ? this.lagBytes : 0,
+      lagEstimatedAt: this.lagEstimatedAt,
       pendingSegments: Math.max(0, this.sourceSeq - this.replicatedSeq),
       shippedSegments: this.shippedSegments,
       copiedObjects: this.copiedObjects,
@@ -705,6 +709,7 @@ export class Replicator {
       this.sourceSeq = seq;
     }
     this.lagBytes = bytes;
+    this.lagEstimatedAt = Date.now();
   }
 
   /** Reads segment `seq` from the source; records what it says about the source's head. */
