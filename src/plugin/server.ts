@@ -116,7 +116,9 @@ export function createPluginApp(driver: VolumeDriver, log: PluginLogger = silent
       send(res, 200, answer);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      const level = err instanceof ProtocolError ? 'warn' : 'error';
+      // A mistake in the request (bad name, bad option) is the user's: warn; anything else is ours: error.
+      const userMistake = err instanceof ProtocolError || (err instanceof Error && /^(ConfigError|VolumeUrlError)$/.test(err.name));
+      const level = userMistake ? 'warn' : 'error';
       log[level]({ call: req.path, name: typeof name === 'string' ? name.slice(0, 300) : undefined, ms: Date.now() - started, err: message }, 'plugin call failed');
       send(res, 500, { Err: message || 'unknown error' });
     }

@@ -17,7 +17,7 @@
  */
 
 import type { Config } from '../config/load.js';
-import { resolveVolumeOptions } from '../config/load.js';
+import { ConfigError, resolveVolumeOptions } from '../config/load.js';
 import { resolveVolume } from '../config/resolve.js';
 import type { VolumeRef } from '../config/volume-url.js';
 import { FORMAT_KEY, UUID_LABEL, readFormat } from '../core/layout.js';
@@ -123,18 +123,18 @@ export class StoreVolumeBackend implements VolumeBackend {
     let store: string | undefined;
     for (const [key, value] of Object.entries(opts)) {
       if (key === 'container') {
-        if (value === '') throw new Error('option container needs a value (container=NAME)');
+        if (value === '') throw new ConfigError('option container needs a value (container=NAME)', 'container');
         container = value;
       } else if (key === 'backend') {
-        if (value !== 'swift' && value !== 's3') throw new Error(`option backend must be swift or s3, not ${JSON.stringify(value)}`);
+        if (value !== 'swift' && value !== 's3') throw new ConfigError(`option backend must be swift or s3, not ${JSON.stringify(value)}`, 'backend');
         scheme = value;
       } else if (key === 'region') {
-        if (value === '') throw new Error('option region needs a value (region=NAME)');
+        if (value === '') throw new ConfigError('option region needs a value (region=NAME)', 'region');
         store = value;
       } else rest[key] = value;
     }
     if (rest['store'] !== undefined) {
-      if (store !== undefined && store !== rest['store']) throw new Error('give either store or region, not both');
+      if (store !== undefined && store !== rest['store']) throw new ConfigError('give either store or region, not both', 'store');
       store = rest['store'];
     }
     // Validates every option against the table (unknown, not per-volume, bad value, inconsistent sizes).
@@ -142,11 +142,20 @@ export class StoreVolumeBackend implements VolumeBackend {
       resolveVolumeOptions(this.config, rest, 'option');
     } catch (err) {
       if (err instanceof Error && /unknown option/.test(err.message)) {
-        throw new Error(`${err.message}; and where the volume lives: ${ADDRESS_OPTIONS.join(', ')}`, { cause: err });
+        throw new ConfigError(`${err.message}; and where the volume lives: ${ADDRESS_OPTIONS.join(', ')}`);
       }
       throw err;
     }
-    const resolved = resolveVolume(this.config, { scheme, store, container }, {});
+    let resolved: ReturnType<typeof resolveVolume>;
+    try {
+      resolved = resolveVolume(this.config, { scheme, store, container }, {});
+    } catch (err) {
+      // A Docker name that is not a valid bucket (S3 naming rules): say how to use it anyway.
+      if (err instanceof Error && opts['container'] === undefined && /bucket name|container name/.test(err.message)) {
+        throw new ConfigError(`${err.message}; give the volume another name, or name its container with -o container=NAME`, 'container');
+      }
+      throw err;
+    }
     delete rest['store'];
     const location: VolumeLocation = {
       backend: resolved.store.kind,
@@ -154,7 +163,7 @@ export class StoreVolumeBackend implements VolumeBackend {
       ...(resolved.store.region !== undefined ? { region: resolved.store.region } : {}),
       container: resolved.container,
     };
-    if (encodeOptions(rest).length > 256) throw new Error('too many volume options to record with the volume (at most 256 characters)');
+    if (encodeOptions(rest).length > 256) throw new ConfigError('too many volume options to record with the volume (at most 256 characters)');
     return { name, location, options: rest };
   }
 

@@ -22,6 +22,7 @@ import {
   mountCommandBuilt,
   readVolumeFiles,
   run,
+  testS3Store,
   testSwiftStore,
   uniquePluginName,
   uniqueVolume,
@@ -197,6 +198,29 @@ describe('swiftfs legacy plugin with a real Docker engine', { skip: !isCi() && s
     const files = await readVolumeFiles(store, shared, ['/c3.txt', '/new.txt']);
     assert.equal(files.get('/c3.txt')?.toString(), 'from-c3\n');
     assert.equal(files.get('/new.txt')?.toString(), 'new\n');
+  });
+
+  test('a plugin on the S3 API: bucket per volume, bucket naming rules, data readable through S3', async (t) => {
+    if (!mountBuilt) return t.skip(noMount);
+    const hostS3 = new PluginHost({ name: uniquePluginName('sfs3'), root: join(root, 'host-s3'), swift: swift!, s3: true });
+    const s3 = testS3Store(swift!);
+    try {
+      await hostS3.start();
+      const bad = await engine.docker(['volume', 'create', '-d', hostS3.name, 'Not_A_Bucket']);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /bucket name "Not_A_Bucket".*container=/);
+      const vol = uniqueVolume('dk-s3');
+      await engine.dockerOk(['volume', 'create', '-d', hostS3.name, vol]);
+      const [inspect] = JSON.parse(await engine.dockerOk(['volume', 'inspect', vol])) as { Status: Record<string, unknown> }[];
+      assert.equal(inspect!.Status['backend'], 's3');
+      await engine.dockerOk(['run', '--rm', '--network', 'none', '-v', `${vol}:/data`, TEST_IMAGE, 'sh', '-c', 'echo over-s3 > /data/s3.txt'], 180_000);
+      const files = await readVolumeFiles(s3, vol, ['/s3.txt']);
+      assert.equal(files.get('/s3.txt')?.toString(), 'over-s3\n');
+      await engine.dockerOk(['volume', 'rm', vol]);
+    } finally {
+      await hostS3.stop();
+      await s3.close();
+    }
   });
 
   test('the engine restarted: volumes still listed and usable', async (t) => {

@@ -118,6 +118,8 @@ export interface PluginHostOptions {
   /** Directory for this "host": state, mounts, cache, log. */
   root: string;
   swift: SwiftTestEnv;
+  /** Reach the test server through its S3 API (AWS_* variables) instead of Swift's (ST_*). */
+  s3?: boolean;
   extraArgs?: string[];
 }
 
@@ -146,7 +148,11 @@ export class PluginHost {
   env(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!/^(ST_|OS_|AWS_|SWIFTFS_(?!TEST))/.test(k)) env[k] = v;
-    return { ...env, ST_AUTH: this.opts.swift.authUrl, ST_USER: this.opts.swift.user, ST_KEY: this.opts.swift.key, SWIFTFS_LOG_LEVEL: 'debug' };
+    const sw = this.opts.swift;
+    const store = this.opts.s3
+      ? { AWS_ACCESS_KEY_ID: sw.s3AccessKey, AWS_SECRET_ACCESS_KEY: sw.s3Secret, AWS_ENDPOINT_URL: sw.s3Endpoint, AWS_REGION: 'us-east-1' }
+      : { ST_AUTH: sw.authUrl, ST_USER: sw.user, ST_KEY: sw.key };
+    return { ...env, ...store, SWIFTFS_LOG_LEVEL: 'debug' };
   }
 
   get pid(): number | undefined {
@@ -199,9 +205,15 @@ export function uniquePluginName(prefix = 'swiftfs-test'): string {
 
 import { tmpdir } from 'node:os';
 import { createSwiftStore } from '../../src/store/swift/swift-store.js';
+import { createS3Store } from '../../src/store/s3/s3-store.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
 import { Volume } from '../../src/core/volume.js';
 import { O_RDONLY } from '../../src/core/types.js';
+
+/** The S3 API of the test server. Close it after use. */
+export function testS3Store(swift: SwiftTestEnv): ObjectStore {
+  return createS3Store({ endpoint: swift.s3Endpoint, region: 'us-east-1', accessKeyId: swift.s3AccessKey, secretAccessKey: swift.s3Secret, forcePathStyle: true, requestTimeoutMs: 15_000 });
+}
 
 /** A Swift store on the test server (TempAuth). Close it after use. */
 export function testSwiftStore(swift: SwiftTestEnv): ObjectStore {
