@@ -224,8 +224,13 @@ export class SwiftfsDriver implements VolumeDriver {
           this.log.info({ name, pid: record.process.pid }, 're-adopted a live mount process');
         }
       } else {
-        this.log.warn({ name, pid: record.process.pid, alive }, 'mount process is gone; cleaning its mount point');
-        if (alive) process.kill(record.process.pid, 'SIGTERM');
+        // Dead, or alive without its mount (someone unmounted it: the process is on its way out). A live
+        // process is never killed for being slow: only its mount's absence or its death count.
+        this.log.warn({ name, pid: record.process.pid, alive }, alive ? 'mount process lost its mount; stopping it' : 'mount process is gone; cleaning its mount point');
+        if (alive) {
+          const result = await this.runner.stop(record.process, 15_000).catch(() => 'pending' as const);
+          if (result === 'pending' && this.runner.isAlive(record.process)) process.kill(record.process.pid, 'SIGKILL');
+        }
         await this.runner.cleanupDeadMount(record.process.dir);
         delete record.process;
         changed = true;
@@ -243,6 +248,18 @@ export class SwiftfsDriver implements VolumeDriver {
       changed = true;
     }
     if (changed) await this.state.save();
+  }
+
+  /** Drops a mount process that is dead or has lost its mount (under the volume's lock). */
+  private async reconcileNow(record: VolumeRecord): Promise<void> {
+    const proc = record.process;
+    if (proc === undefined) return;
+    if (this.runner.isAlive(proc)) {
+      const result = await this.runner.stop(proc, 10_000).catch(() => 'pending' as const);
+      if (result === 'pending' && this.runner.isAlive(proc)) process.kill(proc.pid, 'SIGKILL');
+    }
+    await this.runner.cleanupDeadMount(proc.dir);
+    delete record.process;
   }
 
   // ------------------------------------------------------------------ protocol calls
@@ -318,9 +335,9 @@ export class SwiftfsDriver implements VolumeDriver {
         record = await this.discover(name, budget);
         if (record === undefined) throw new DriverError(`no such volume: ${name}`);
       }
-      if (record.process !== undefined && !this.runner.isAlive(record.process)) {
-        await this.runner.cleanupDeadMount(record.process.dir);
-        delete record.process;
+      if (record.process !== undefined && (!this.runner.isAlive(record.process) || !(await this.runner.isMounted(record.process.dir)))) {
+        // Its process died or lost its mount since the last health check: start afresh at the same path.
+        await this.reconcileNow(record);
       }
       if (record.process === undefined) {
         if (record.draining !== undefined && this.runner.isAlive(record.draining)) {

@@ -43,7 +43,7 @@ export interface MountRunner {
   start(request: StartMountRequest, signal: AbortSignal): Promise<MountProcessRecord>;
   /** Is this exact process (pid and start time) still running? */
   isAlive(proc: MountProcessRecord): boolean;
-  /** Is `dir` a mount point that answers (not a dead FUSE mount)? */
+  /** Is `dir` (still) a FUSE mount point? (Says nothing about whether its daemon answers.) */
   isMounted(dir: string): Promise<boolean>;
   /**
    * Flushes everything to the store and unmounts: resolves 'done' once the process has exited after a clean

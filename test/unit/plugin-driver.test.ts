@@ -96,6 +96,20 @@ describe('plugin driver', () => {
     assert.equal(runner.starts.length, 2);
   });
 
+  test('a mount process that lost its mount is stopped and replaced at the next Mount', async () => {
+    const d = makeDriver();
+    await d.start();
+    await d.create('lost', {});
+    await d.mount('lost', MOUNT_ID_A);
+    const [first] = runner.alive('lost');
+    runner.unmountBehindBack('lost');
+    await d.mount('lost', MOUNT_ID_B);
+    assert.equal(first!.alive, false, 'the mountless process was stopped');
+    assert.equal(runner.starts.length, 2);
+    assert.equal(runner.alive('lost').length, 1);
+    assert.equal((await d.get('lost')).Status?.['mounts'], 2, 'both references kept');
+  });
+
   test('an unused mount process found at start is flushed and stopped', async () => {
     let d = makeDriver();
     await d.start();

@@ -195,6 +195,11 @@ export class FakeRunner implements MountRunner {
     for (const p of this.processes.values()) if (p.volume === volume && p.alive) p.alive = false;
   }
 
+  /** Simulates someone unmounting the volume behind the plugin's back (the process lives on, mountless). */
+  unmountBehindBack(volume: string): void {
+    for (const p of this.processes.values()) if (p.volume === volume && p.alive) p.mounted = false;
+  }
+
   alive(volume: string): FakeProcess[] {
     return [...this.processes.values()].filter((p) => p.volume === volume && p.alive);
   }
