@@ -126,6 +126,7 @@ export class SwiftfsDriver implements VolumeDriver {
   private readonly background = new Set<Promise<unknown>>();
   private readonly storeChecks = new Map<string, StoreCheck>();
   private healthTimer: NodeJS.Timeout | undefined;
+  private readonly checking = new Set<string>();
   private closed = false;
   readonly config: Required<DriverConfig>;
 
@@ -193,7 +194,10 @@ export class SwiftfsDriver implements VolumeDriver {
     if (this.closed) return;
     for (const record of Object.values(this.state.data.volumes)) {
       if (record.process === undefined && record.draining === undefined && mountRefs(record) === 0) continue;
-      this.track(this.lock.run(record.name, () => this.reconcile(record.name, 'health')));
+      const name = record.name;
+      if (this.checking.has(name)) continue; // the previous check of this volume is still queued or running
+      this.checking.add(name);
+      this.track(this.lock.run(name, () => this.reconcile(name, 'health')).finally(() => this.checking.delete(name)));
     }
   }
 
