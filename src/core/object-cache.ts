@@ -40,6 +40,8 @@ export interface ObjectCacheStats {
   downloads: number;
   downloadedBytes: number;
   readaheads: number;
+  /** Downloads or disk loads in progress. */
+  loading: number;
 }
 
 let tmpCounter = 0;
@@ -293,6 +295,7 @@ export class ObjectCache {
       diskBytes: this.disk.calculatedSize,
       diskObjects: this.disk.size,
       memoryBytes: this.memory.calculatedSize,
+      loading: this.loading.size,
       ...this.counters,
     };
   }

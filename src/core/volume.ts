@@ -97,7 +97,7 @@ export interface VolumeOpenOptions {
   readaheadConcurrency?: number;
   /** Readahead window in blocks for sequential readers. Default 16. */
   readaheadBlocks?: number;
-  /** Memory tier of the object cache. Default 64 MiB. */
+  /** Memory tier of the object cache. Default max(64 MiB, twice the readahead window): 128 MiB with 4 MiB blocks. */
   memoryCacheBytes?: number;
   /** WAL segment size. Default 32 MiB (at least 4 blocks). */
   walSegmentSize?: number;
@@ -107,6 +107,8 @@ export interface VolumeOpenOptions {
   /** Owner lease and renewal period. Defaults 120 s / 30 s. */
   leaseMs?: number;
   renewMs?: number;
+  /** Keep the full blocks of big sequential writes in the cache after upload (see CommitterOptions). Default false. */
+  cacheFullBlocks?: boolean;
   /** How long open() may wait for its first commit (the store must be reachable). Default 60 s. */
   openTimeoutMs?: number;
 }
@@ -311,7 +313,8 @@ export class Volume implements VolumeFs {
     const cache = await ObjectCache.open({
       dir: path.join(volDir, 'objects'),
       maxBytes: objectsBytes,
-      memoryBytes: opts.memoryCacheBytes ?? 64 * 1024 * 1024,
+      // At least twice the readahead window, so that prefetched objects are still in memory when read.
+      memoryBytes: opts.memoryCacheBytes ?? Math.max(64 * 1024 * 1024, 2 * (opts.readaheadBlocks ?? 16) * blockSize),
       fetch: fetchObject,
       readaheadConcurrency: opts.readaheadConcurrency ?? 8,
       logger: log,
@@ -382,6 +385,7 @@ export class Volume implements VolumeFs {
         ...(opts.commitIntervalMs !== undefined ? { commitIntervalMs: opts.commitIntervalMs } : {}),
         ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
         ...(opts.checkpointBytes ? { checkpointBytes: opts.checkpointBytes } : {}),
+        ...(opts.cacheFullBlocks === true ? { cacheFullBlocks: true } : {}),
         logger: log,
       });
       committer.adoptReplayed(replay);
