@@ -295,10 +295,12 @@ export class SwiftfsDriver implements VolumeDriver {
         if (record === undefined) throw new DriverError(`no such volume: ${name}`);
       }
       const check = await this.checkStore(record, budget);
-      if (check.volume === null && this.mayForget(record)) {
+      if ((check.volume === null || check.volume?.deleting) && this.mayForget(record)) {
         delete this.state.data.volumes[name];
         await this.state.save();
-        throw new DriverError(`no such volume: ${name} (its container ${record.location.container} no longer exists)`);
+        throw new DriverError(
+          `no such volume: ${name} (its container ${record.location.container} ${check.volume === null ? 'no longer exists' : 'is being deleted'})`,
+        );
       }
       return this.describe(record, check);
     });
@@ -539,6 +541,7 @@ export class SwiftfsDriver implements VolumeDriver {
       throw new DriverError(`volume ${record.name} is in use by ${describeHolder(holder)}; stop its containers there first`);
     }
     if (check.volume === null) throw new DriverError(`the container ${record.location.container} of volume ${record.name} no longer exists`);
+    if (check.volume?.deleting) throw new DriverError(`volume ${record.name} is being deleted`);
     mkdirSync(record.mountpoint, { recursive: true, mode: 0o755 });
     const proc = await withDeadline(`mounting volume ${record.name}`, budget.left() - 1_000, (signal) =>
       this.runner.start({ record, dir: record.mountpoint, cacheDir: this.config.cacheRoot, logFile: join(this.config.logRoot, `${record.name}.log`) }, signal),

@@ -177,6 +177,15 @@ describe('plugin driver', () => {
     assert.deepEqual(await d.list(), []);
   });
 
+  test('a volume another host is deleting cannot be mounted and disappears from Get', async () => {
+    const d = makeDriver('host-a', { newVolumeGraceMs: 0, storeCheckCacheMs: 0 });
+    await d.start();
+    await d.create('dying', {});
+    backend.containers.get('dying')!.deleting = true;
+    await assert.rejects(d.mount('dying', MOUNT_ID_A), /being deleted/);
+    await assert.rejects(d.get('dying'), /no such volume: dying .*being deleted/);
+  });
+
   test('a young volume is not dropped when its container seems missing', async () => {
     const d = makeDriver('host-a', { storeCheckCacheMs: 0 });
     await d.start();
