@@ -193,12 +193,16 @@ export function runProgram(file: string, args: string[], timeoutMs = 10_000): Pr
  * Does the mount at `dir` answer? Asked from a child process (`stat`), with a deadline, so that a hung FUSE
  * daemon can block neither this process's thread pool nor this function. 'dead' = ENOTCONN (the daemon is
  * gone), 'hung' = no answer in time.
+ *
+ * It looks up a random name below `dir` rather than `dir` itself: the kernel answers stat of the root from
+ * its attribute cache for a while even after the daemon died, but an unknown name must be asked for.
  */
 export async function probeMount(dir: string, timeoutMs = 5000): Promise<'ok' | 'dead' | 'hung' | 'error'> {
-  const r = await runProgram('stat', ['-c', '%i', '--', dir], timeoutMs);
-  if (r.code === 0) return 'ok';
+  const probe = `${dir}/.swiftfs-probe-${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  const r = await runProgram('stat', ['-c', '%i', '--', probe], timeoutMs);
   if (r.timedOut) return 'hung';
-  if (/not connected/i.test(r.stderr)) return 'dead';
+  if (/not connected|connection abort/i.test(r.stderr)) return 'dead';
+  if (r.code === 0 || /no such file/i.test(r.stderr)) return 'ok';
   return 'error';
 }
 

@@ -93,13 +93,20 @@ export function skipFuse(): string | false {
   return reason;
 }
 
-export async function isMounted(dir: string): Promise<boolean> {
+/** The mount id (first field of /proc/self/mountinfo) of the topmost mount at `dir`, or undefined. */
+export function mountIdAt(dir: string): string | undefined {
   const text = readFileSync('/proc/self/mountinfo', 'utf8');
+  let found: string | undefined;
   for (const line of text.split('\n')) {
-    const mp = line.split(' ')[4];
-    if (mp && mp.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) === dir) return true;
+    const fields = line.split(' ');
+    const mp = fields[4];
+    if (mp && mp.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) === dir) found = fields[0];
   }
-  return false;
+  return found;
+}
+
+export async function isMounted(dir: string): Promise<boolean> {
+  return mountIdAt(dir) !== undefined;
 }
 
 export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, stepMs = 100): Promise<void> {
@@ -115,6 +122,15 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
 export async function tempDir(prefix: string, base = tmpdir()): Promise<string> {
   await mkdir(base, { recursive: true });
   return mkdtemp(join(base, `${prefix}-`));
+}
+
+/** True when `dir` is a dead FUSE mount (ENOTCONN: its daemon is gone). Asked from a child, with a deadline. */
+export async function probeDead(dir: string, quiet = false): Promise<boolean> {
+  // A random name: the kernel answers the root's attributes from its cache even after the daemon died.
+  const r = await sh('stat', ['-c', '%i', '--', `${dir}/.probe-${Date.now()}-${Math.random().toString(36).slice(2)}`], { timeoutMs: 10_000 });
+  if (r.code !== 0 && /not connected|connection abort/i.test(r.stderr)) return true;
+  if (!quiet) process.stderr.write(`# probeDead ${dir}: code ${r.code}, ${r.stdout.trim()} ${r.stderr.trim()}\n`);
+  return false;
 }
 
 /** Detaches a leftover mount at `dir` (best effort). */
@@ -295,9 +311,10 @@ export async function startCliMount(volume: string, mountpoint: string, args: st
 export async function startForegroundMount(volume: string, mountpoint: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000): Promise<ChildProcess> {
   const child = spawn(process.execPath, [cliMain, 'mount', volume, mountpoint, '--foreground', ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   try {
+    // A dead mount may be there (the daemon replaces it; mount ids get reused): wait for one that answers.
     await waitFor(`${mountpoint} to be mounted`, async () => {
       if (child.exitCode !== null) throw new Error(`swiftfs mount --foreground exited with ${child.exitCode}`);
-      return isMounted(mountpoint);
+      return (await isMounted(mountpoint)) && !(await probeDead(mountpoint, true));
     }, timeoutMs, 200);
   } catch (err) {
     child.kill('SIGKILL');
