@@ -106,7 +106,10 @@ export interface LossReport {
   sourceSeenAt: number | null;
   /** Segments known to be lost (sourceSeq - takenSeq). */
   segmentsLost: number;
-  /** Commit-time distance between the source head known and the target head (seconds). */
+  /**
+   * Seconds of changes that may be lost: from the target head's commit time to the source head's (exact), or to
+   * when the source was last seen (not exact). Everything committed more than this before that moment is there.
+   */
   lagSeconds: number;
   /** True when the source head is exact (the source answered); false: changes after sourceSeenAt are unknown. */
   exact: boolean;
@@ -165,7 +168,11 @@ export function lossReport(taken: JournalHeadInfo, status: ReplicaStatusRecord |
   const sourceSeq = exact ? sourceHead.seq : Math.max(status?.sourceSeq ?? taken.seq, taken.seq);
   const sourceTime = exact ? sourceHead.time : status && status.sourceSeq >= taken.seq ? status.sourceTime : taken.time;
   const sourceSeenAt = exact ? Date.now() : (status?.sourceCheckedAt ?? null);
-  const lag = sourceSeq > taken.seq && sourceTime && taken.time ? Math.max(0, (sourceTime - taken.time) / 1000) : 0;
+  // Known lag: commits the source made that the target lacks. Not exact: the source may also have committed
+  // anything between the target's head and when it was last seen, so the window runs to that sighting.
+  const known = sourceSeq > taken.seq && sourceTime && taken.time ? Math.max(0, (sourceTime - taken.time) / 1000) : 0;
+  const window = !exact && sourceSeenAt && taken.time ? Math.max(0, (sourceSeenAt - taken.time) / 1000) : 0;
+  const lag = Math.max(known, window);
   return { takenSeq: taken.seq, takenTime: taken.time, sourceSeq, sourceTime, sourceSeenAt, segmentsLost: Math.max(0, sourceSeq - taken.seq), lagSeconds: lag, exact };
 }
 
@@ -173,10 +180,10 @@ export function describeLoss(l: LossReport): string {
   if (l.exact && l.segmentsLost === 0) return `nothing lost: the target holds the source's whole journal (segment ${l.takenSeq}, committed ${iso(l.takenTime)})`;
   const known =
     l.segmentsLost > 0
-      ? `${l.segmentsLost} journal segment(s) committed in the source after ${iso(l.takenTime)} (up to segment ${l.sourceSeq} at ${iso(l.sourceTime)}, ${l.lagSeconds.toFixed(1)} s of changes) are not in the target`
+      ? `${l.segmentsLost} journal segment(s) the source committed after it (up to segment ${l.sourceSeq} at ${iso(l.sourceTime)}) are not in the target`
       : `the target held everything the replicator had seen`;
-  const unknown = l.exact ? '' : `; anything the source committed after it was last seen (${iso(l.sourceSeenAt)}) is also missing`;
-  return `the target holds every change committed up to ${iso(l.takenTime)} (segment ${l.takenSeq}); ${known}${unknown}`;
+  const unknown = l.exact ? '' : `; changes the source committed after ${iso(l.takenTime)} and before it was last seen (${iso(l.sourceSeenAt)}), or later, may be missing`;
+  return `the target holds every change committed up to ${iso(l.takenTime)} (segment ${l.takenSeq}); ${known}${unknown}: replication lag ${l.lagSeconds.toFixed(1)} s`;
 }
 
 interface Opened {

@@ -93,8 +93,9 @@ export interface ReplicatorOptions {
   leaseMs?: number;
   /** Take the lease from a live replicator. */
   forceLease?: boolean;
-  /** Write the replica status at least this often while working, and while idle (default 10 s). */
+  /** Write the replica status at most this often while shipping (default 2 s) and at least this often while idle (default 10 s). */
   statusEveryMs?: number;
+  idleStatusEveryMs?: number;
   /** The target was a home (a relocation fenced it) or its journal diverged: drop its journal and re-seed. */
   reset?: boolean;
   /** Create the target container when it does not exist (default true). */
@@ -201,6 +202,8 @@ export class Replicator {
   private seeds = 0;
   private lastSyncAt: number | null = null;
   private lastStatusWrite = 0;
+  private statusWrittenSeq = -2;
+  private statusWrittenSourceSeq = -2;
   private leaseRenewedAt = 0;
   private stopped = false;
   private syncing: Promise<ReplicationStatus> | null = null;
@@ -673,7 +676,7 @@ export class Replicator {
       this.state = 'caught-up';
       this.lastError = undefined;
       this.lastSyncAt = Date.now();
-      await this.writeStatus(false);
+      await this.writeStatus(true);
       return this.status();
     } catch (err) {
       if (err instanceof ReplicationError) {
@@ -916,13 +919,19 @@ export class Replicator {
 
   private async maybeWriteStatus(): Promise<void> {
     if (Date.now() - this.leaseRenewedAt > this.leaseMs / 3) await this.verifyLease(true);
-    if (Date.now() - this.lastStatusWrite >= (this.o.statusEveryMs ?? 10_000)) await this.writeStatus(true);
+    await this.writeStatus(true);
+  }
+
+  /** How long the last written status may stand: short while it is out of date, longer while nothing moves. */
+  private statusDue(now: number): boolean {
+    const changed = this.replicatedSeq !== this.statusWrittenSeq || this.sourceSeq !== this.statusWrittenSourceSeq;
+    return now - this.lastStatusWrite >= (changed ? (this.o.statusEveryMs ?? 2000) : (this.o.idleStatusEveryMs ?? 10_000));
   }
 
   /** Writes `.swiftfs/replica-status` in the target (every sync that changed something, and periodically). */
   private async writeStatus(onlyIfDue: boolean): Promise<void> {
     const now = Date.now();
-    if (onlyIfDue && now - this.lastStatusWrite < (this.o.statusEveryMs ?? 10_000)) return;
+    if (onlyIfDue && !this.statusDue(now)) return;
     const s = this.status(now);
     const rec: ReplicaStatusRecord = {
       v: 1,
@@ -944,6 +953,8 @@ export class Replicator {
     await this.step({ kind: 'status' });
     await writeJson(this.target.store, this.target.container, REPLICA_STATUS_KEY, rec);
     this.lastStatusWrite = now;
+    this.statusWrittenSeq = s.replicatedSeq;
+    this.statusWrittenSourceSeq = s.sourceSeq;
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -969,7 +980,7 @@ export class Replicator {
         try {
           await this.syncOnce();
           delay = pollMs;
-          if (Date.now() - this.lastStatusWrite >= (this.o.statusEveryMs ?? 10_000)) await this.writeStatus(false).catch(() => undefined);
+          await this.writeStatus(true).catch(() => undefined);
         } catch (err) {
           if (err instanceof ReplicationError) {
             if (err.reason !== 'stopped') {

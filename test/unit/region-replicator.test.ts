@@ -115,12 +115,12 @@ test('the target follows commits, source checkpoints and source garbage collecti
     // The target holds no more data than the source (its garbage was collected by the same rule).
     assert.equal(await countKeys(target, 'copy', DATA_PREFIX), await countKeys(src.store, src.container, DATA_PREFIX));
     assert.ok((await countKeys(target, 'copy', JOURNAL_PREFIX)) <= (await countKeys(src.store, src.container, JOURNAL_PREFIX)) + 1);
+    await rep.stop(); // writes the final status (while running it is written at most every 2 s)
     const status = await readReplicaStatus(target, 'copy');
     assert.ok(status);
     assert.equal(status.replicatedSeq, st.replicatedSeq);
     assert.equal(status.uuid, v.uuid);
     assert.deepEqual(status.source, { region: 'A', container: src.container });
-    await rep.stop();
   } finally {
     await src.cleanup();
   }
