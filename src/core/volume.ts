@@ -310,12 +310,15 @@ export class Volume implements VolumeFs {
     const objectsBytes = Math.max(64 * 1024 * 1024, cacheSize - dirtyLimit - 2 * segmentSize);
 
     const fetchObject = async (id: string): Promise<Buffer> => (await store.get(container, dataKey(id))).body;
+    const fetchRange = async (id: string, offset: number, length: number): Promise<Buffer> =>
+      (await store.get(container, dataKey(id), { range: { offset, length } })).body;
     const cache = await ObjectCache.open({
       dir: path.join(volDir, 'objects'),
       maxBytes: objectsBytes,
       // At least twice the readahead window, so that prefetched objects are still in memory when read.
       memoryBytes: opts.memoryCacheBytes ?? Math.max(64 * 1024 * 1024, 2 * (opts.readaheadBlocks ?? 16) * blockSize),
       fetch: fetchObject,
+      fetchRange,
       readaheadConcurrency: opts.readaheadConcurrency ?? 8,
       logger: log,
     });

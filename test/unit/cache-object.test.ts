@@ -108,3 +108,46 @@ test('insert() of an uploaded object avoids a download; prefetch downloads in th
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('cold random reads fetch 64 KiB-aligned ranges until an object is read often, then fetch it whole', async () => {
+  const dir = await tempDir('swiftfs-cache-');
+  try {
+    const obj = pattern(1024 * KiB, 9);
+    const ranges: [number, number][] = [];
+    let wholes = 0;
+    const cache = await ObjectCache.open({
+      dir,
+      maxBytes: 1 << 30,
+      fetch: async () => {
+        wholes++;
+        return Buffer.from(obj);
+      },
+      fetchRange: async (_id, offset, length) => {
+        ranges.push([offset, length]);
+        return Buffer.from(obj.subarray(offset, offset + length));
+      },
+    });
+    const out = Buffer.alloc(4 * KiB);
+    for (const off of [100 * KiB + 5, 700 * KiB, 62 * KiB]) {
+      await cache.read(id(1), off, 4 * KiB, out, 0, false);
+      assert.deepEqual(out, obj.subarray(off, off + 4 * KiB));
+    }
+    assert.deepEqual(ranges, [
+      [64 * KiB, 64 * KiB],
+      [640 * KiB, 64 * KiB],
+      [0, 128 * KiB],
+    ]);
+    assert.equal(wholes, 0);
+    assert.equal(cache.has(id(1)), false, 'ranges are not cached');
+    await cache.read(id(1), 900 * KiB, 4 * KiB, out, 0, false);
+    assert.equal(wholes, 1, 'the fourth read fetches it whole');
+    assert.ok(cache.has(id(1)));
+    assert.deepEqual(out, obj.subarray(900 * KiB, 904 * KiB));
+    await cache.read(id(1), 1000, 10, Buffer.alloc(10), 0, false);
+    assert.equal(wholes, 1);
+    assert.equal(ranges.length, 3);
+    await cache.close();
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
