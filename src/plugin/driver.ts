@@ -44,6 +44,8 @@ export interface DriverConfig {
   healthIntervalMs?: number;
   /** A record this young is never dropped because its container seems missing (eventual consistency), ms. */
   newVolumeGraceMs?: number;
+  /** After a store did not answer, how long calls answer from local state without asking it again (ms). */
+  unreachableHoldMs?: number;
 }
 
 /** An error the protocol returns as `Err` (a message for the user). */
@@ -125,6 +127,9 @@ export class SwiftfsDriver implements VolumeDriver {
   private readonly lock = new KeyedLock();
   private readonly background = new Set<Promise<unknown>>();
   private readonly storeChecks = new Map<string, StoreCheck>();
+  /** Stores that did not answer recently (by store name), and the listing: calls answer from local state. */
+  private readonly unreachable = new Map<string, { until: number; error: string }>();
+  private listUnreachableUntil = 0;
   private healthTimer: NodeJS.Timeout | undefined;
   private readonly checking = new Set<string>();
   private closed = false;
@@ -140,9 +145,10 @@ export class SwiftfsDriver implements VolumeDriver {
     this.config = {
       callBudgetMs: 25_000,
       storeCheckMs: 5_000,
-      storeCheckCacheMs: 10_000,
+      storeCheckCacheMs: 3_000,
       healthIntervalMs: 10_000,
       newVolumeGraceMs: 60_000,
+      unreachableHoldMs: 15_000,
       ...config,
     };
     mkdirSync(this.config.mountRoot, { recursive: true, mode: 0o755 });
@@ -308,11 +314,14 @@ export class SwiftfsDriver implements VolumeDriver {
 
   async list(): Promise<WireVolume[]> {
     const byName = new Map<string, WireVolume>();
-    try {
-      const found = await withDeadline('listing volumes', this.config.callBudgetMs - 2_000, (signal) => this.backend.list(signal));
-      for (const v of found) if (!v.deleting && this.state.data.removals[v.name] === undefined) byName.set(v.name, { Name: v.name });
-    } catch (err) {
-      this.log.warn({ err: message(err) }, 'store listing failed; listing the volumes known on this host');
+    if (Date.now() >= this.listUnreachableUntil) {
+      try {
+        const found = await withDeadline('listing volumes', Math.min(15_000, this.config.callBudgetMs - 2_000), (signal) => this.backend.list(signal));
+        for (const v of found) if (!v.deleting && this.state.data.removals[v.name] === undefined) byName.set(v.name, { Name: v.name });
+      } catch (err) {
+        if (isUnreachable(err)) this.listUnreachableUntil = Date.now() + this.config.unreachableHoldMs;
+        this.log.warn({ err: message(err) }, 'store listing failed; listing the volumes known on this host');
+      }
     }
     for (const record of Object.values(this.state.data.volumes)) {
       byName.set(record.name, mountRefs(record) > 0 ? { Name: record.name, Mountpoint: record.mountpoint } : { Name: record.name });
@@ -506,6 +515,11 @@ export class SwiftfsDriver implements VolumeDriver {
   private async checkStore(record: VolumeRecord, budget?: CallBudget): Promise<StoreCheck> {
     const cached = this.storeChecks.get(record.name);
     if (cached !== undefined && Date.now() - cached.at < this.config.storeCheckCacheMs) return cached;
+    const down = this.unreachable.get(record.location.store);
+    if (down !== undefined && Date.now() < down.until) {
+      // The store did not answer a moment ago: do not make every call wait for it again.
+      return { at: Date.now(), error: down.error };
+    }
     let check: StoreCheck;
     try {
       const volume = await withDeadline(`reading volume ${record.name}`, Math.min(this.config.storeCheckMs, budget?.left() ?? Infinity), (signal) => this.backend.inspect(record.location, signal));
@@ -513,7 +527,9 @@ export class SwiftfsDriver implements VolumeDriver {
       check = { at: Date.now(), volume: volume !== null && volume.uuid === record.uuid ? volume : null };
     } catch (err) {
       check = { at: Date.now(), error: isUnreachable(err) ? `store unreachable: ${message(err)}` : `store error: ${message(err)}` };
+      if (isUnreachable(err)) this.unreachable.set(record.location.store, { until: Date.now() + this.config.unreachableHoldMs, error: check.error! });
     }
+    if (check.error === undefined) this.unreachable.delete(record.location.store);
     this.storeChecks.set(record.name, check);
     return check;
   }

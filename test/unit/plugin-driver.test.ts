@@ -142,6 +142,23 @@ describe('plugin driver', () => {
     backend.unreachable = false;
   });
 
+  test('while the store does not answer, Get and List answer at once from local state', async () => {
+    const d = makeDriver('host-a', { storeCheckCacheMs: 0, storeCheckMs: 500 });
+    await d.start();
+    await d.create('x1', {});
+    await d.create('x2', {});
+    backend.delayMs = 2_000; // a store that hangs...
+    const t0 = Date.now();
+    const v1 = await d.get('x1'); // ...costs one bounded wait
+    assert.match(String(v1.Status?.['health']), /store unreachable: reading volume x1 did not finish within/);
+    const t1 = Date.now();
+    assert.ok(t1 - t0 < 1_500);
+    const v2 = await d.get('x2'); // then nothing while it stays down
+    assert.match(String(v2.Status?.['health']), /store unreachable/);
+    assert.ok(Date.now() - t1 < 200, 'answered without waiting for the store again');
+    backend.delayMs = 0;
+  });
+
   test('a volume created on host A is seen, mounted and removed from host B (global scope)', async () => {
     const a = makeDriver('host-a');
     const runnerB = new FakeRunner();
