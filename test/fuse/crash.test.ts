@@ -131,7 +131,9 @@ describe('kill -9 of the mount daemon during a write load with fsyncs', { skip: 
   after(async () => {
     if (daemon) {
       daemon.kill('SIGTERM');
-      await Promise.race([new Promise((r) => daemon!.once('exit', r)), new Promise((r) => setTimeout(r, 60_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise((r) => daemon!.once('exit', r)), new Promise((r) => (timer = setTimeout(r, 60_000)))]);
+      clearTimeout(timer);
     }
     await forceUnmount(mountpoint);
     for (const d of [mountpoint, cacheDir, runDir]) await rm(d, { recursive: true, force: true });

@@ -202,7 +202,9 @@ export async function startLocalMount(opts: LocalMountOptions, timeoutMs = 20_00
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill('SIGTERM');
-      const code = await Promise.race([exitOf(child), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([exitOf(child), new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 30_000)))]);
+      clearTimeout(timer);
       if (code === 'timeout') {
         child.kill('SIGKILL');
         await forceUnmount(opts.mountpoint);
