@@ -6,6 +6,7 @@
  */
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, closeSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -172,8 +173,7 @@ export class PluginHost {
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const r = await run('curl', ['-s', '--max-time', '2', '--unix-socket', this.socket, '-XPOST', 'http://plugin/Plugin.Activate'], { timeoutMs: 5000 });
-      if (r.code === 0 && r.stdout.includes('VolumeDriver')) return;
+      if (await activates(this.socket)) return;
       if (child.exitCode !== null) throw new Error(`plugin ${this.name} exited at start (status ${child.exitCode}); see ${this.logFile}`);
       if (Date.now() > deadline) throw new Error(`plugin ${this.name} did not answer within 30 s; see ${this.logFile}`);
       await new Promise((r2) => setTimeout(r2, 200));
@@ -189,6 +189,20 @@ export class PluginHost {
   async stop(): Promise<void> {
     await this.kill('SIGTERM');
   }
+}
+
+/** Whether a plugin answers /Plugin.Activate on `socket` (within 2 s). */
+function activates(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ socketPath: socket, path: '/Plugin.Activate', method: 'POST', timeout: 2000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(res.statusCode === 200 && body.includes('VolumeDriver')));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
 }
 
 /** A unique, valid volume name (also a valid Swift container name). */

@@ -237,6 +237,36 @@ describe('plugin protocol over a unix socket', () => {
   });
 });
 
+describe('plugin logging', () => {
+  test('calls are logged with their name and outcome, never with option values', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swiftfs-plugin-log-'));
+    const lines: string[] = [];
+    const capture = (level: string) => (obj: object, msg?: string) => lines.push(`${level} ${msg ?? ''} ${JSON.stringify(obj)}`);
+    const log = { info: capture('info'), warn: capture('warn'), error: capture('error'), debug: capture('debug') };
+    const driver = new SwiftfsDriver(new FakeBackend(), new FakeRunner(), StateFile.load(join(dir, 'state')), {
+      hostId: 'h',
+      mountRoot: join(dir, 'mnt'),
+      cacheRoot: join(dir, 'cache'),
+      logRoot: join(dir, 'log'),
+      healthIntervalMs: 0,
+    }, log);
+    const socket = join(dir, 'p.sock');
+    const server = await listenPlugin(createPluginApp(driver, log), { socketPath: socket });
+    try {
+      await engineCall(socket, '/VolumeDriver.Create', { Name: 'logged', Opts: { 'cache-size': 'S3CR3T-VALUE' } });
+      await engineCall(socket, '/VolumeDriver.Create', { Name: 'logged2', Opts: { password: 'S3CR3T-VALUE' } });
+      await engineCall(socket, '/VolumeDriver.Get', { Name: 'logged' });
+      assert.ok(lines.some((l) => l.includes('/VolumeDriver.Get') && l.includes('"name":"logged"')), lines.join('\n'));
+      assert.ok(lines.some((l) => l.startsWith('warn') || l.startsWith('error')), 'failed calls are logged');
+      assert.ok(!lines.some((l) => l.includes('S3CR3T-VALUE')), lines.join('\n'));
+    } finally {
+      await closeServer(server, 500);
+      await driver.close(100);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('plugin socket', () => {
   test('is created mode 0660 (not world-writable)', async () => {
     const h = await startHarness();

@@ -51,6 +51,15 @@ describe('StoreVolumeBackend', () => {
     assert.throws(() => backend.resolve('v', { backend: 's3' }), /not s3/);
   });
 
+  test('a credential given as -o is refused without echoing its value', () => {
+    for (const key of ['password', 'key', 'secret-access-key', 'auth-token']) {
+      assert.throws(
+        () => backend.resolve('v', { [key]: 'S3CR3T-VALUE' }),
+        (err: Error) => !err.message.includes('S3CR3T-VALUE') && /cannot be set per volume|unknown option/.test(err.message),
+      );
+    }
+  });
+
   test('create formats a labelled container; idempotent; seen by lookup, inspect and list', async () => {
     const spec = backend.resolve('vol', { fsync: 'local' });
     const created = await backend.create(spec, signal());
