@@ -34,7 +34,7 @@ export const PLANNED_COMMANDS: readonly { name: string; usage: string; summary: 
   { name: 'relocate', usage: 'VOLUME --to REGION', summary: 'Move a volume to another store or region' },
   { name: 'volume', usage: 'create|ls|inspect|rm', summary: 'Manage volumes in the object store' },
   { name: 'config', usage: 'show|options', summary: 'Show the effective configuration or the option reference' },
-  { name: 'bench', usage: '', summary: 'Measure a volume\'s throughput and latency' },
+  { name: 'bench', usage: '', summary: 'Compare swiftfs with rclone, s3fs and the raw backend on one Swift' },
 ];
 
 type CommandModule = { register?: (program: Command) => void };
