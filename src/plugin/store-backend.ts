@@ -179,6 +179,9 @@ export class StoreVolumeBackend implements VolumeBackend {
       return existing; // idempotent: adopt the volume as it is
     }
     const volumeOptions = resolveVolumeOptions(this.config, spec.options, 'option');
+    if (!volumeOptions.create) {
+      throw new ConfigError(`container ${container} holds no swiftfs volume, and create=false asks to attach to an existing one only`, 'create');
+    }
     const createdAt = new Date().toISOString();
     const labels: Record<string, string> = {
       [VOLUME_LABEL]: spec.name,

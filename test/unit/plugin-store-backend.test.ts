@@ -79,6 +79,14 @@ describe('StoreVolumeBackend', () => {
     assert.equal(await backend.lookup('nothere', signal()), null);
   });
 
+  test('create=false attaches to an existing volume only', async () => {
+    await assert.rejects(backend.create(backend.resolve('absent', { create: 'false' }), signal()), /create=false/);
+    assert.equal(formats, 0);
+    const made = await backend.create(backend.resolve('present', {}), signal());
+    const attached = await backend.create(backend.resolve('present', { create: 'false' }), signal());
+    assert.equal(attached.uuid, made.uuid);
+  });
+
   test('a volume in a container of another name is found by its label', async () => {
     const spec = backend.resolve('app', { container: 'app-data-2' });
     await backend.create(spec, signal());
