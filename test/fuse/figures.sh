@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# figures.sh — the FUSE door's figures, through a swiftfs mount over a real Swift.
+#
+#   ST_AUTH=... ST_USER=... ST_KEY=... test/fuse/figures.sh [WORKDIR]
+#   (or: eval "$(scripts/swift-saio.sh env DIR)"; it then maps SWIFTFS_TEST_ST_* to ST_*)
+#
+# Needs root (FUSE, dropping the page cache), fio, and a built tree (npx tsc -p tsconfig.json).
+# Each figure is the wall time of the command shown, printed as "FIGURE name: value"; the commands are the
+# ones listed in native-notes/kernel.md.
+#
+#  1. sequential write of 1 GiB + fsync       dd if=rand1g of=M/seq bs=1M conv=fsync
+#  2. sequential read of 1 GiB, cold          new empty cache dir, remount, drop the page cache, dd of=/dev/null
+#     ... and warm                            drop the page cache only (the swiftfs cache is warm), dd again
+#  3. untar 5000 small files, then durable    tar -xf tree.tar && sync M/tree (fsync: in mode remote it
+#                                             commits every change made before it on the volume)
+#  4. ls -lR of that tree (5000 files)        after dropping the kernel's caches
+#  5. fio 4 KiB random writes, fsync every 64 writes, 30 s, in both fsync modes (remote, local)
+
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+CLI="$REPO/dist/src/cli/main.js"
+WORK="${1:-/var/tmp/swiftfs-figures}"
+export ST_AUTH="${ST_AUTH:-${SWIFTFS_TEST_ST_AUTH:?set ST_AUTH or SWIFTFS_TEST_ST_AUTH}}"
+export ST_USER="${ST_USER:-${SWIFTFS_TEST_ST_USER:-test:tester}}"
+export ST_KEY="${ST_KEY:-${SWIFTFS_TEST_ST_KEY:-testing}}"
+export SWIFTFS_RUN_DIR="$WORK/run"
+export UV_THREADPOOL_SIZE=64
+
+M="$WORK/mnt"
+CACHE="$WORK/cache"
+mkdir -p "$WORK" "$M"
+VOL="swift://figures-$(date +%s)"
+
+say() { echo "[figures $(date +%T)] $*" >&2; }
+figure() { echo "FIGURE $1: $2"; }
+secs() { local s=$1 e=$2; awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", (e - s) / 1e9 }'; }
+now() { date +%s%N; }
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+mnt() { node "$CLI" mount "$VOL" "$M" --cache-dir "$CACHE" --log-file "$WORK/daemon.log" "$@" >/dev/null; }
+umnt() { node "$CLI" unmount "$M" >/dev/null; }
+cleanup() { mountpoint -q "$M" && umnt || true; }
+trap cleanup EXIT
+
+if [ ! -f "$WORK/rand1g" ]; then
+  say "making 1 GiB of random data and a 5000-file tree"
+  head -c 1073741824 /dev/urandom > "$WORK/rand1g"
+fi
+if [ ! -f "$WORK/tree.tar" ]; then
+  rm -rf "$WORK/tree" && mkdir -p "$WORK/tree"
+  for d in $(seq 1 50); do
+    mkdir -p "$WORK/tree/d$d"
+    for f in $(seq 1 100); do head -c $(( ((d * 100 + f) * 7919) % 16384 + 100 )) /dev/urandom > "$WORK/tree/d$d/f$f"; done
+  done
+  tar -C "$WORK" -cf "$WORK/tree.tar" tree
+fi
+cat "$WORK/rand1g" > /dev/null # in the page cache: the source is not what is measured
+
+rm -rf "$CACHE"; mnt
+say "mounted $VOL on $M"
+
+# 1. sequential write 1 GiB + fsync
+s=$(now); dd if="$WORK/rand1g" of="$M/seq" bs=1M conv=fsync status=none; e=$(now)
+t=$(secs "$s" "$e"); figure "seq write 1 GiB + fsync (s)" "$t"
+figure "seq write MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
+node "$CLI" status --json > "$WORK/status-after-write.json"
+
+# 2. read cold (fresh cache, dropped page cache) and warm (swiftfs cache warm, page cache dropped)
+umnt; rm -rf "$CACHE"; mnt; drop
+s=$(now); dd if="$M/seq" of=/dev/null bs=1M status=none; e=$(now)
+t=$(secs "$s" "$e"); figure "seq read 1 GiB cold (s)" "$t"; figure "seq read cold MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
+drop
+s=$(now); dd if="$M/seq" of=/dev/null bs=1M status=none; e=$(now)
+t=$(secs "$s" "$e"); figure "seq read 1 GiB warm (s)" "$t"; figure "seq read warm MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
+cmp "$M/seq" "$WORK/rand1g" && say "read back == written"
+
+# 3. untar 5000 files, then make it durable
+s=$(now); tar -C "$M" -xf "$WORK/tree.tar"; m=$(now); sync "$M/tree/d1/f1"; e=$(now)
+figure "untar 5000 files (s)" "$(secs "$s" "$m")"
+figure "untar 5000 files + durable (s)" "$(secs "$s" "$e")"
+
+# 4. ls -lR of the tree, kernel caches dropped
+drop
+s=$(now); ls -lR "$M/tree" > /dev/null; e=$(now)
+figure "ls -lR 5000 files (s)" "$(secs "$s" "$e")"
+
+# 5. fio 4 KiB random writes with an fsync every 64 writes, both fsync modes
+for mode in remote local; do
+  umnt; mnt --fsync "$mode"
+  fio --name=randw --filename="$M/fio-$mode.dat" --size=256M --bs=4k --rw=randwrite --ioengine=psync --fsync=64 \
+      --runtime=30 --time_based --numjobs=1 --output-format=json > "$WORK/fio-$mode.json" 2>"$WORK/fio-$mode.err"
+  iops=$(node -e "const j=require('$WORK/fio-$mode.json'); console.log(Math.round(j.jobs[0].write.iops))")
+  figure "fio 4k randwrite fsync=64 IOPS (fsync $mode)" "$iops"
+done
+umnt
+say "done; daemon log: $WORK/daemon.log"
