@@ -65,7 +65,7 @@ function describe(s: StatusView): string {
   const v = s.volumeStatus ?? {};
   const health = v.health ? (v.health.state === 'ok' ? 'ok' : `${v.health.state}${v.health.lastError ? ` (${v.health.lastError})` : ''}${v.health.failingSince ? ` since ${ago(v.health.failingSince)}` : ''}`) : '?';
   lines.push(`  store:   ${s.storeDescription ?? s.store ?? '?'}   backend: ${health}`);
-  lines.push(`  mode:    ${v.readOnly ? `read-only${v.readOnlyReason ? ` (${v.readOnlyReason})` : ''}` : 'read-write'}, fsync ${v.fsync ?? '?'}${v.owner ? `, owner epoch ${v.owner.epoch} (${v.owner.host} pid ${v.owner.pid}${v.owner.guarantee ? `, ${v.owner.guarantee}` : ''})` : ''}`);
+  lines.push(`  mode:    ${v.readOnly ? `read-only${v.readOnlyReason ? ` (${v.readOnlyReason})` : ''}` : 'read-write'}, fsync ${v.fsync ?? '?'}${v.owner ? `, owner epoch ${v.owner.epoch} (${v.owner.host} pid ${v.owner.pid}${v.owner.guarantee ? `; single writer ${v.owner.guarantee === 'fenced' ? 'fenced by create-only commits' : `by ${v.owner.guarantee}`}` : ''})` : ''}`);
   lines.push(`  cache:   ${size(v.cache?.diskBytes)} objects + ${size(v.cache?.walBytes)} log on disk (limit ${size(s.options?.cacheSize)}), ${size(v.cache?.memoryBytes)} in memory; ${v.cache?.hits ?? 0} hits, ${v.cache?.misses ?? 0} misses  [${s.options?.cacheDir ?? '?'}]`);
   lines.push(`  dirty:   ${size(v.dirtyBytes)}   uploads: ${v.uploadsQueued ?? 0} queued, ${v.uploadsActive ?? 0} active   last commit: ${ago(v.lastCommitAt)} (journal #${v.journalSeq ?? 0})`);
   lines.push(`  files:   ${v.openHandles ?? 0} open${s.logFile ? `   log: ${s.logFile}` : ''}`);
