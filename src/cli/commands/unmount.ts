@@ -36,6 +36,8 @@ export function register(program: Command): void {
       if (reg) {
         let lastShown = 0;
         try {
+          // A stopped or wedged daemon still accepts connections: ask something quick first.
+          await controlRequest(reg.socket, 'GET', '/status', { timeoutMs: 5000 });
           const last = await controlRequest<{ state: string; message?: string; dirtyBytes?: number; uploadsQueued?: number; uploadsActive?: number }>(
             reg.socket,
             'POST',
