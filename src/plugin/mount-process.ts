@@ -203,6 +203,7 @@ export class ProcessMountRunner implements MountRunner {
         const code = await exited;
         const log = readFrom(request.logFile, logStart);
         const why = explainExit(log) ?? `the mount process exited with status ${String(code)}`;
+        await this.cleanupDeadMount(request.dir); // it may have died after mounting
         throw new Error(why);
       }
       if (signal.aborted) {
