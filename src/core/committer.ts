@@ -22,12 +22,13 @@
  */
 
 import PQueue from 'p-queue';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { ObjectStore } from '../store/object-store.js';
 import { isStoreError, StoreError, StoreErrorCode } from '../store/errors.js';
 import { FsError } from './errors.js';
 import { FsState } from './metadata.js';
 import { checkpointKey, dataKey, objectId, segmentKey } from './layout.js';
-import { decodeCheckpoint, decodeSegment, encodeCheckpoint, encodeSegment, type SegmentHeader } from './records.js';
+import { decodeCheckpoint, decodeSegment, encodeCheckpoint, encodeSegment, type CheckpointHeader, type SegmentHeader } from './records.js';
 import type { MetaRecord } from './types.js';
 import type { Wal, WalEntry } from './wal.js';
 import type { ObjectCache } from './object-cache.js';
@@ -644,38 +645,43 @@ export class Committer {
   private maybeCheckpoint(): void {
     if (this.checkpointing || this.fenced) return;
     if (this.retained.length < this.checkpointEvery && this.retainedBytes < this.checkpointBytesLimit) return;
-    this.checkpointing = this.checkpoint()
-      .catch((err: unknown) => {
-        if (!this.fenced) this.log?.error({ err: (err as Error).message }, 'checkpoint failed (will retry after the next commits)');
-      })
-      .finally(() => {
-        this.checkpointing = null;
-      });
+    this.checkpoint().catch((err: unknown) => {
+      if (!this.fenced) this.log?.error({ err: (err as Error).message }, 'checkpoint failed (will retry after the next commits)');
+    });
   }
 
   /** Writes a checkpoint of the committed state (through the last committed segment) and collects garbage. */
   async checkpoint(): Promise<void> {
+    while (this.checkpointing) await this.checkpointing.catch(() => undefined);
+    const p: Promise<void> = this.runCheckpoint().finally(() => {
+      if (this.checkpointing === p) this.checkpointing = null;
+    });
+    this.checkpointing = p;
+    await p;
+  }
+
+  private async runCheckpoint(): Promise<void> {
     if (this.retained.length === 0) return;
     const segs = this.retained.slice();
     const head = { ...this.head };
     const keepFrom = this.uncommitted.size ? Math.min(...this.uncommitted) : this.nextObjectN;
     let base = this.checkpointBytes;
     if (!base) base = (await this.retryForever('read checkpoint', () => this.store.get(this.container, checkpointKey(this.checkpointSeq)))).body;
-    const { snapshot } = decodeCheckpoint(base);
-    const st = FsState.restore(snapshot);
-    for (const s of segs) for (const b of decodeSegment(s.bytes).batches) st.apply(b);
     const c = segs[segs.length - 1]!.seq;
-    const bytes = encodeCheckpoint(
-      { v: 1, seq: c, epoch: head.epoch, walId: head.walId, walSeq: head.walSeq, maxEpoch: head.maxEpoch, time: Date.now() },
-      st.snapshot(),
-    );
+    // Decoding, replaying and encoding a big state takes seconds of CPU: off the main thread.
+    const built = await buildCheckpointOffThread({
+      base,
+      segments: segs.map((s) => s.bytes),
+      header: { v: 1, seq: c, epoch: head.epoch, walId: head.walId, walSeq: head.walSeq, maxEpoch: head.maxEpoch, time: Date.now() },
+    });
+    const bytes = built.bytes;
+    const referenced = new Set(built.referenced);
     await this.putForever(checkpointKey(c), bytes, 'checkpoint');
     this.checkpointSeq = c;
     this.checkpointBytes = bytes.length <= 64 * 1024 * 1024 ? bytes : null;
     this.retained.splice(0, segs.length);
     for (const s of segs) this.retainedBytes -= s.bytes.length;
-    this.log?.info({ container: this.container, seq: c, bytes: bytes.length }, 'checkpoint written');
-    const referenced = st.referencedObjects();
+    this.log?.info({ container: this.container, seq: c, bytes: bytes.length, inWorker: built.inWorker }, 'checkpoint written');
     try {
       await collectGarbage({
         store: this.store,
@@ -696,7 +702,7 @@ export class Committer {
 
   /** Waits for a running checkpoint (tests, close). */
   async idle(): Promise<void> {
-    await this.checkpointing;
+    await this.checkpointing?.catch(() => undefined);
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -730,10 +736,89 @@ export class Committer {
       this.abandoned = true; // queued uploads fail at once; uncommitted entries stay in the WAL
     } else if (!this.fenced) {
       await this.commitThrough(this.wal.lastSeq);
-      await this.checkpointing;
+      await this.checkpointing?.catch(() => undefined);
     }
     await this.running?.promise.catch(() => undefined);
     await this.uploads.onIdle().catch(() => undefined);
     this.wakeRoomWaiters();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checkpoint building (pure), in a worker thread when possible
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface CheckpointBuildInput {
+  /** The previous checkpoint, encoded. */
+  base: Uint8Array;
+  /** The segments after it, encoded, in order. */
+  segments: Uint8Array[];
+  header: CheckpointHeader;
+}
+
+export interface CheckpointBuildOutput {
+  bytes: Buffer;
+  /** Data objects the new checkpoint references. */
+  referenced: string[];
+  inWorker: boolean;
+}
+
+/** Previous checkpoint + segments -> the next checkpoint (and what it references). Pure. */
+export function buildCheckpoint(input: CheckpointBuildInput): { bytes: Buffer; referenced: string[] } {
+  const { snapshot } = decodeCheckpoint(Buffer.from(input.base.buffer, input.base.byteOffset, input.base.byteLength));
+  const st = FsState.restore(snapshot);
+  for (const seg of input.segments) {
+    for (const b of decodeSegment(Buffer.from(seg.buffer, seg.byteOffset, seg.byteLength)).batches) st.apply(b);
+  }
+  const bytes = encodeCheckpoint(input.header, st.snapshot());
+  return { bytes, referenced: [...st.referencedObjects()] };
+}
+
+const WORKER_KIND = 'swiftfs-checkpoint-build';
+
+/** Runs buildCheckpoint in a worker thread (this module is its entry); in-process if a worker cannot start. */
+export function buildCheckpointOffThread(input: CheckpointBuildInput): Promise<CheckpointBuildOutput> {
+  return new Promise((resolve, reject) => {
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL(import.meta.url), { workerData: { kind: WORKER_KIND, input } });
+    } catch {
+      try {
+        resolve({ ...buildCheckpoint(input), inWorker: false });
+      } catch (err) {
+        reject(err as Error);
+      }
+      return;
+    }
+    let settled = false;
+    worker.once('message', (m: { ok: true; bytes: Uint8Array; referenced: string[] } | { ok: false; error: string }) => {
+      settled = true;
+      if (m.ok) resolve({ bytes: Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength), referenced: m.referenced, inWorker: true });
+      else reject(new Error(`checkpoint build failed: ${m.error}`));
+      void worker.terminate();
+    });
+    worker.once('error', (err) => {
+      if (!settled) {
+        settled = true;
+        reject(err);
+      }
+    });
+    worker.once('exit', (code) => {
+      if (!settled) {
+        settled = true;
+        reject(new Error(`checkpoint worker exited with code ${code}`));
+      }
+    });
+  });
+}
+
+if (!isMainThread && (workerData as { kind?: string } | null)?.kind === WORKER_KIND) {
+  const input = (workerData as { input: CheckpointBuildInput }).input;
+  try {
+    const out = buildCheckpoint(input);
+    // Copied, not transferred: small results live in Buffer's shared pool, which cannot be transferred.
+    parentPort!.postMessage({ ok: true, bytes: new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.bytes.byteLength), referenced: out.referenced });
+  } catch (err) {
+    parentPort!.postMessage({ ok: false, error: (err as Error).message });
   }
 }
