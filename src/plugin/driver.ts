@@ -185,6 +185,27 @@ export class SwiftfsDriver implements VolumeDriver {
     await Promise.race([this.idle(), new Promise((r) => setTimeout(r, graceMs).unref())]);
   }
 
+  /**
+   * Flushes and stops every mount process within `budgetMs` (in parallel). For a plugin whose mount processes
+   * cannot outlive it (the managed plugin: its container ends with the server): better a clean flush and release
+   * of each volume than a kill. References are kept, so the next start remounts what containers still use.
+   */
+  async stopAllMounts(budgetMs: number): Promise<void> {
+    this.closed = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    const records = Object.values(this.state.data.volumes).filter((r) => r.process !== undefined || r.draining !== undefined);
+    await Promise.all(
+      records.map(async (record) => {
+        for (const proc of [record.process, record.draining]) {
+          if (proc === undefined || !this.runner.isAlive(proc)) continue;
+          this.log.info({ name: record.name, pid: proc.pid }, 'plugin stopping: flushing and stopping the mount');
+          const result = await this.runner.stop(proc, budgetMs).catch(() => 'pending' as const);
+          if (result === 'pending') this.log.warn({ name: record.name }, 'mount did not finish flushing before the plugin stopped; its journal is kept in the cache');
+        }
+      }),
+    );
+  }
+
   /** Resolves when no background work is pending (for tests and shutdown). */
   async idle(): Promise<void> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);

@@ -39,6 +39,11 @@ export interface PluginRunOptions {
   callTimeoutMs?: number;
   /** Interval of the mount health check in ms (default 10 s). */
   healthIntervalMs?: number;
+  /**
+   * On SIGTERM, flush and stop every mount process (within 8 s) instead of leaving them running: for a plugin
+   * run in a container that ends with it (the managed plugin), where they would be killed anyway.
+   */
+  stopMountsOnExit?: boolean;
   logger?: Logger;
 }
 
@@ -57,7 +62,8 @@ export const formatWithCore: FormatVolume = async (req) => {
 
 export interface RunningPlugin {
   driver: SwiftfsDriver;
-  stop(): Promise<void>;
+  /** Stops serving; with `stopMounts`, also flushes and stops the mount processes (bounded). */
+  stop(stopMounts?: boolean): Promise<void>;
 }
 
 /** Starts the plugin and resolves once it serves its socket. */
@@ -106,9 +112,10 @@ export async function startPlugin(options: PluginRunOptions): Promise<RunningPlu
   for (const warning of config.warnings) log.warn({ warning }, 'configuration warning');
   return {
     driver,
-    async stop() {
-      await closeServer(server, 3000);
-      await driver.close(3000);
+    async stop(stopMounts = false) {
+      await closeServer(server, 1000);
+      if (stopMounts) await driver.stopAllMounts(8_000);
+      await driver.close(1000);
       for (const store of stores.values()) await store.then((s) => s.close()).catch(() => undefined);
     },
   };
@@ -126,12 +133,13 @@ export async function runPlugin(options: PluginRunOptions): Promise<void> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  await running.stop();
+  await running.stop(options.stopMountsOnExit === true);
 }
 
 /**
  * Supervisor: runs `argv` (the plugin server) and restarts it when it exits unexpectedly, with backoff.
- * Forwards SIGTERM/SIGINT and exits with the child's status after a forwarded signal.
+ * Forwards SIGTERM/SIGINT and exits with the child's status after a forwarded signal. Used where the plugin runs
+ * in a container that ends with the supervisor, so the caller adds --stop-mounts-on-exit to the server's argv.
  */
 export async function supervise(argv: string[], log: Pick<Logger, 'info' | 'error' | 'warn'>): Promise<number> {
   let stopping = false;

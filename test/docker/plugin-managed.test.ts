@@ -124,4 +124,21 @@ describe('swiftfs managed plugin', { skip: !isCi() && skipReason ? skipReason : 
     assert.equal(files.get('/before.txt')?.toString(), 'before\n');
     assert.equal(files.get('/after.txt')?.toString(), 'after\n');
   });
+
+  test('the plugin stopped under a running container flushes its mounts first (nothing left only in the cache)', async (t) => {
+    if (!mountBuilt) return t.skip('swiftfs mount is not built yet');
+    const vol = uniqueVolume('mgs');
+    // A long commit interval: a write stays in the local journal until something flushes it.
+    await engine.dockerOk(['volume', 'create', '-d', name, '-o', 'commit-interval=10m', vol]);
+    await engine.dockerOk(['run', '-d', '--name', 'ms1', '--network', 'none', '-v', `${vol}:/data`, TEST_IMAGE, 'sh', '-c', 'echo pending > /data/p.txt; sleep 3600']);
+    const deadline = Date.now() + 30_000;
+    while ((await engine.docker(['exec', 'ms1', 'cat', '/data/p.txt'])).stdout.trim() !== 'pending') {
+      if (Date.now() > deadline) throw new Error('the container did not write its file');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal((await readVolumeFiles(store, vol, ['/p.txt'])).get('/p.txt'), null, 'not in Swift yet');
+    await engine.dockerOk(['plugin', 'disable', '-f', name], 60_000);
+    const files = await readVolumeFiles(store, vol, ['/p.txt']);
+    assert.equal(files.get('/p.txt')?.toString(), 'pending\n', 'flushed when the plugin stopped');
+  });
 });

@@ -258,6 +258,21 @@ describe('plugin driver', () => {
     assert.equal(v.Status?.['mounts'], 0);
   });
 
+  test('stopAllMounts flushes every mount process and keeps the references for the next start', async () => {
+    let d = makeDriver();
+    await d.start();
+    await d.create('s1', {});
+    await d.create('s2', {});
+    await d.mount('s1', MOUNT_ID_A);
+    await d.mount('s2', MOUNT_ID_B);
+    await d.stopAllMounts(1_000);
+    assert.deepEqual([...runner.stops].sort(), ['s1', 's2']);
+    assert.equal(runner.alive('s1').length + runner.alive('s2').length, 0);
+    d = await restart(d);
+    assert.equal(runner.alive('s1').length, 1, 'remounted for the container that still uses it');
+    assert.equal(runner.alive('s2').length, 1);
+  });
+
   test('concurrent Mounts of one volume start one process', async () => {
     const d = makeDriver();
     await d.start();

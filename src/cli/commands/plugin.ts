@@ -22,17 +22,20 @@ export function register(program: Command): void {
     .option('--socket-group <gid>', 'Numeric group owning the plugin socket (mode 0660), e.g. the docker group')
     .addOption(new Option('--call-timeout <ms>', 'Deadline of one plugin call in ms (keep it under the engine\'s 30 s)').argParser((v) => Number(v)).default(25_000))
     .addOption(new Option('--mount-command <argv>', 'Command line (space-separated) that runs `swiftfs` for mount processes').hideHelp())
+    .option('--stop-mounts-on-exit', 'On SIGTERM, flush and stop the mount processes too (default: they keep serving their containers)')
     .addOption(new Option('--health-interval <ms>', 'How often mount processes are checked (a dead one is restarted)').argParser((v) => Number(v)).default(10_000));
   addOptionFlags(command, ['plugin']);
   command.option('--cache-dir <dir>', 'Local cache root of the mount processes (one subdirectory per volume)');
-  command.action(async (opts: { supervise?: boolean; socketGroup?: string; callTimeout: number; healthInterval: number; mountCommand?: string }) => {
+  command.action(async (opts: { supervise?: boolean; stopMountsOnExit?: boolean; socketGroup?: string; callTimeout: number; healthInterval: number; mountCommand?: string }) => {
     const config = configFromCommand(command);
     const { componentLogger, loggerFromConfig } = await import('../../log.js');
     const log = componentLogger(loggerFromConfig(config), 'plugin');
     if (opts.supervise) {
       const { supervise } = await import('../../plugin/main.js');
-      const argv = process.argv.filter((a) => a !== '--supervise');
-      process.exitCode = await supervise([process.execPath, ...argv.slice(1)], log);
+      // The supervised server runs in a container that ends with us: its mounts cannot outlive it, so on SIGTERM
+      // it flushes and stops them rather than leave them to be killed.
+      const argv = process.argv.filter((a) => a !== '--supervise' && a !== '--stop-mounts-on-exit');
+      process.exitCode = await supervise([process.execPath, ...argv.slice(1), '--stop-mounts-on-exit'], log);
       return;
     }
     if (!Number.isFinite(opts.callTimeout) || opts.callTimeout < 1000 || opts.callTimeout > 110_000) {
@@ -47,6 +50,7 @@ export function register(program: Command): void {
       logger: log,
       callTimeoutMs: opts.callTimeout,
       healthIntervalMs: opts.healthInterval,
+      stopMountsOnExit: opts.stopMountsOnExit === true,
       ...(gid !== undefined ? { socketGid: gid } : {}),
       ...(opts.mountCommand ? { mountCommand: opts.mountCommand.split(' ').filter((x) => x !== '') } : {}),
     });
