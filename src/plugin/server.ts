@@ -118,7 +118,9 @@ export function createPluginApp(driver: VolumeDriver, log: PluginLogger = silent
       const message = err instanceof Error ? err.message : String(err);
       // A mistake in the request (bad name, bad option) is the user's: warn; anything else is ours: error.
       const userMistake = err instanceof ProtocolError || (err instanceof Error && /^(ConfigError|VolumeUrlError)$/.test(err.name));
-      const level = userMistake ? 'warn' : 'error';
+      // The engine asks Get about a name before every Create: "no such volume" is an ordinary answer.
+      const ordinary = /^no such volume: /.test(err instanceof Error ? err.message : '');
+      const level = ordinary ? 'debug' : userMistake ? 'warn' : 'error';
       log[level]({ call: req.path, name: typeof name === 'string' ? name.slice(0, 300) : undefined, ms: Date.now() - started, err: message }, 'plugin call failed');
       send(res, 500, { Err: message || 'unknown error' });
     }
