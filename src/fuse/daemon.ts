@@ -247,7 +247,9 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
               state = 'mounted';
               throw new BusyError(`${mountpoint} is busy (files are open, or a process has its working directory in it); close them, or unmount lazily with --lazy`, { cause: err });
             }
-            throw err;
+            // Still close the volume: everything is committed already, and the ownership must be released.
+            code = 1;
+            log.error({ err }, 'unmounting failed; closing the volume anyway');
           }
         }
         state = 'closing';
