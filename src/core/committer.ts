@@ -152,6 +152,86 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * For the WAL write records of a commit's entries, the parts of each that survive the rest of the commit:
+ * bytes overwritten by a later write of the same inode, cut off by a later truncate below them, or belonging to
+ * an inode freed later are dead (the final state of the segment never shows them). Records absent from the
+ * result are entirely alive.
+ */
+export function liveParts(entries: readonly { batch: readonly MetaRecord[] }[]): Map<MetaRecord, (readonly [number, number])[]> {
+  const out = new Map<MetaRecord, (readonly [number, number])[]>();
+  const perIno = new Map<number, { covered: [number, number][]; truncAt: number; freed: boolean }>();
+  const stateOf = (ino: number) => {
+    let st = perIno.get(ino);
+    if (!st) {
+      st = { covered: [], truncAt: Infinity, freed: false };
+      perIno.set(ino, st);
+    }
+    return st;
+  };
+  for (let e = entries.length - 1; e >= 0; e--) {
+    const batch = entries[e]!.batch;
+    for (let i = batch.length - 1; i >= 0; i--) {
+      const rec = batch[i]!;
+      if (rec.t === 'free') stateOf(rec.ino).freed = true;
+      else if (rec.t === 'trunc') {
+        const st = stateOf(rec.ino);
+        st.truncAt = Math.min(st.truncAt, rec.size);
+      } else if (rec.t === 'write') {
+        const st = perIno.get(rec.ino);
+        if (st) {
+          let parts: [number, number][] = [];
+          if (!st.freed) {
+            const end = Math.min(rec.off + rec.len, st.truncAt);
+            if (end > rec.off) parts = subtract(rec.off, end, st.covered);
+          }
+          if (parts.length !== 1 || parts[0]![0] !== rec.off || parts[0]![1] !== rec.len) out.set(rec, parts);
+          st.covered = addInterval(st.covered, rec.off, rec.off + rec.len);
+        } else {
+          perIno.set(rec.ino, { covered: [[rec.off, rec.off + rec.len]], truncAt: Infinity, freed: false });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** [from, to) minus sorted disjoint intervals, as [off, len] parts. */
+function subtract(from: number, to: number, covered: [number, number][]): [number, number][] {
+  const parts: [number, number][] = [];
+  let at = from;
+  for (const [a, b] of covered) {
+    if (b <= at) continue;
+    if (a >= to) break;
+    if (a > at) parts.push([at, a - at]);
+    at = Math.max(at, b);
+    if (at >= to) break;
+  }
+  if (at < to) parts.push([at, to - at]);
+  return parts;
+}
+
+/** Adds [a, b) to sorted disjoint intervals, merging. */
+function addInterval(list: [number, number][], a: number, b: number): [number, number][] {
+  const out: [number, number][] = [];
+  let placed = false;
+  for (const iv of list) {
+    if (iv[1] < a) out.push(iv);
+    else if (iv[0] > b) {
+      if (!placed) {
+        out.push([a, b]);
+        placed = true;
+      }
+      out.push(iv);
+    } else {
+      a = Math.min(a, iv[0]);
+      b = Math.max(b, iv[1]);
+    }
+  }
+  if (!placed) out.push([a, b]);
+  return out;
+}
+
 /** Splits a write record into pieces that each stay within one block. */
 function blockPieces(rec: WriteRecord, blockSize: number): { off: number; len: number; skip: number }[] {
   const out: { off: number; len: number; skip: number }[] = [];
@@ -433,6 +513,7 @@ export class Committer {
     const entries = this.pending.slice(0, count);
     if (count > 0) await this.wal.waitWritten(entries[count - 1]!.seq);
 
+    const live = liveParts(entries);
     const batches: MetaRecord[][] = [];
     const rebases: { ino: number; off: number; len: number; from: WalRef; to: { obj: string; off: number } }[] = [];
     const packs: Pack[] = [];
@@ -449,27 +530,33 @@ export class Committer {
         }
         out ??= entry.batch.slice(0, i);
         const ref = rec.ref;
-        for (const piece of blockPieces(rec, this.blockSize)) {
-          const block = Math.floor(piece.off / this.blockSize);
-          const from: WalRef = { wal: ref.wal, off: ref.off + piece.skip };
-          let to: { obj: string; off: number };
-          const up = this.findEarly(rec.ino, block, entry.seq, cutEnd);
-          if (up) {
-            usedEarly.add(up);
-            to = { obj: up.id, off: piece.off - block * this.blockSize };
-          } else {
-            if (!pack || pack.length + piece.len > this.blockSize) {
-              const n = this.allocateObject();
-              pack = { id: objectId(this.epoch, n), n, length: 0, pieces: [] };
-              packs.push(pack);
+        // Only the bytes no later record of this commit overwrites or truncates away are uploaded (a dead
+        // record is dropped: the later records set size and times as the original sequence would).
+        const parts = live.get(rec) ?? [[rec.off, rec.len] as const];
+        for (const [partOff, partLen] of parts) {
+          for (const piece of blockPieces({ ...rec, off: partOff, len: partLen }, this.blockSize)) {
+            piece.skip += partOff - rec.off;
+            const block = Math.floor(piece.off / this.blockSize);
+            const from: WalRef = { wal: ref.wal, off: ref.off + piece.skip };
+            let to: { obj: string; off: number };
+            const up = this.findEarly(rec.ino, block, entry.seq, cutEnd);
+            if (up) {
+              usedEarly.add(up);
+              to = { obj: up.id, off: piece.off - block * this.blockSize };
+            } else {
+              if (!pack || pack.length + piece.len > this.blockSize) {
+                const n = this.allocateObject();
+                pack = { id: objectId(this.epoch, n), n, length: 0, pieces: [] };
+                packs.push(pack);
+              }
+              pack.pieces.push({ segment: from.wal, off: from.off, len: piece.len, at: pack.length });
+              to = { obj: pack.id, off: pack.length };
+              pack.length += piece.len;
             }
-            pack.pieces.push({ segment: from.wal, off: from.off, len: piece.len, at: pack.length });
-            to = { obj: pack.id, off: pack.length };
-            pack.length += piece.len;
+            newObjects.add(to.obj);
+            out.push({ ...rec, off: piece.off, len: piece.len, ref: to });
+            rebases.push({ ino: rec.ino, off: piece.off, len: piece.len, from, to });
           }
-          newObjects.add(to.obj);
-          out.push({ ...rec, off: piece.off, len: piece.len, ref: to });
-          rebases.push({ ino: rec.ino, off: piece.off, len: piece.len, from, to });
         }
       }
       batches.push(out ?? entry.batch);

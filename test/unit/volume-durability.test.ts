@@ -35,11 +35,14 @@ function rng(seed: number) {
   };
 }
 
-test('random writes and truncates match a Buffer model across commits, checkpoints, GC and reopen', async () => {
+const SEEDS = (process.env.SWIFTFS_TEST_SEEDS ?? '42').split(',').map(Number);
+
+for (const seed of SEEDS)
+test(`random writes and truncates match a Buffer model across commits, checkpoints, GC and reopen (seed ${seed})`, async () => {
   const s = await setup({ blockSize: 64 * KiB });
   try {
     const v = await s.open({ commitIntervalMs: 5, checkpointEvery: 7 });
-    const r = rng(42);
+    const r = rng(seed);
     const files = ['/f0', '/f1', '/f2'];
     const model = new Map<string, Buffer>();
     const fhs = new Map<string, number>();
@@ -278,6 +281,42 @@ test('reopening after a clean close on this host, after another host wrote, is n
     assert.deepEqual((await back.readdir('/')).map((e) => e.name).sort(), ['a', 'b']);
     assert.ok(!log.lines.some((l) => l.level === 'error'), JSON.stringify(log.lines));
     await back.close();
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('data overwritten or truncated away within one commit is not uploaded (and the result is exact)', async () => {
+  const { liveParts } = await import('../../src/core/committer.js');
+  const w = (ino: number, off: number, len: number) => ({ t: 'write' as const, ino, off, len, ref: { wal: 1, off: 0 }, mtime: 1 });
+  const a = w(2, 0, 8192);
+  const b = w(2, 0, 4096);
+  const c = w(2, 10000, 100);
+  const d = w(3, 0, 50);
+  const parts = liveParts([{ batch: [a, c] }, { batch: [b, { t: 'trunc', ino: 2, size: 10050, mtime: 2 }] }, { batch: [d, { t: 'free', ino: 3 }] }]);
+  assert.deepEqual(parts.get(a), [[4096, 4096]]);
+  assert.deepEqual(parts.get(c), [[10000, 50]]);
+  assert.equal(parts.has(b), false, 'b is entirely alive');
+  assert.deepEqual(parts.get(d), [], 'freed later: dead');
+
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 60_000 });
+    const fh = await v.create('/hot', 0o644, O_CREAT | O_RDWR);
+    const before = v.status().uploadedBytes;
+    for (let i = 0; i < 100; i++) await v.write(fh, pattern(4 * KiB, i), 8 * KiB);
+    await v.write(fh, pattern(1000, 999), 0);
+    await v.fsync(fh, false);
+    const uploaded = v.status().uploadedBytes - before;
+    assert.ok(uploaded <= 8 * KiB, `uploaded ${uploaded} bytes for 4 KiB + 1000 live`);
+    const expected = Buffer.alloc(12 * KiB);
+    pattern(1000, 999).copy(expected, 0);
+    pattern(4 * KiB, 99).copy(expected, 8 * KiB);
+    await v.release(fh);
+    await v.close();
+    const again = await s.open({ readOnly: true }, await tempDir());
+    assert.deepEqual(await readFile(again, '/hot'), expected);
+    await again.close();
   } finally {
     await s.cleanup();
   }
