@@ -108,6 +108,9 @@ export async function listMounts(runDir: string): Promise<MountRegistration[]> {
   }
   const out: MountRegistration[] = [];
   for (const name of names) {
+    // A registration a daemon died while writing (<id>.json.<pid>.tmp): remove it once that pid is gone.
+    const tmp = /\.json\.(\d+)\.tmp$/.exec(name);
+    if (tmp && processStartTime(Number(tmp[1])) === undefined) await unlink(join(runDir, name)).catch(() => undefined);
     if (!name.endsWith('.json')) continue;
     let reg: MountRegistration;
     try {
