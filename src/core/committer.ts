@@ -614,6 +614,8 @@ export class Committer {
       else this.early.delete(key);
       this.earlyCount -= list.length - keep.length;
     }
+    // Blocks whose filling started in this commit can no longer be uploaded whole (part of them is in objects now).
+    for (const [key, fill] of this.blockFill) if (fill.firstSeq <= cutEnd) this.blockFill.delete(key);
     this.retained.push({ seq, bytes });
     this.retainedBytes += bytes.length;
     this.lastCommitAt = Date.now();
