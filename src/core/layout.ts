@@ -93,9 +93,13 @@ export interface FormatRecord {
 }
 
 /** True when the container holds something other than the labels marker. */
+/** Key prefix of the object stores' capability probes (src/store/swift, src/store/s3). */
+const PROBE_PREFIX = '.swiftfs-probe/';
+
 async function containerHasObjects(store: ObjectStore, container: string): Promise<boolean> {
-  const page = await store.list(container, { limit: 2 });
-  return page.objects.some((o) => o.key !== LABELS_OBJECT) || page.prefixes.length > 0;
+  // The labels marker and the stores' capability probes (deleted right after, but a listing can lag) are ours.
+  const page = await store.list(container, { limit: 10 });
+  return page.objects.some((o) => o.key !== LABELS_OBJECT && !o.key.startsWith(PROBE_PREFIX)) || page.prefixes.some((p) => p !== PROBE_PREFIX);
 }
 
 /**
