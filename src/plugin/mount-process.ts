@@ -56,7 +56,9 @@ export function volumeUrl(record: VolumeRecord): string {
 
 /** Command-line arguments (after the CLI prefix) that mount `record` at `dir`. */
 export function mountArgs(input: MountCommandInput, extraArgs: readonly string[] = [], notifyIpc = false): string[] {
-  const args = ['mount', volumeUrl(input.record), input.dir, '--foreground', ...(notifyIpc ? ['--notify-ipc'] : []), '--cache-dir', input.cacheDir, '--no-create', ...extraArgs];
+  // --allow-other: containers run as any user (postgres is uid 999); permissions are still checked (the mount
+  // uses default_permissions).
+  const args = ['mount', volumeUrl(input.record), input.dir, '--foreground', ...(notifyIpc ? ['--notify-ipc'] : []), '--cache-dir', input.cacheDir, '--no-create', '--allow-other', ...extraArgs];
   for (const [name, value] of Object.entries(input.record.options).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const spec = findOption(name);
     if (spec === undefined || spec.secret || name === 'store' || name === 'create' || name === 'storage-policy' || name === 'block-size') continue;

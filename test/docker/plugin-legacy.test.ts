@@ -146,6 +146,23 @@ describe('swiftfs legacy plugin with a real Docker engine', { skip: !isCi() && s
     assert.equal(s?.process, undefined, 'the mount process was stopped');
   });
 
+  test('a container running as another user writes to a volume owned by that user, and not elsewhere', async (t) => {
+    if (!mountBuilt) return t.skip(noMount);
+    const vol = uniqueVolume('dk-user');
+    await engine.dockerOk(['volume', 'create', '-d', hostA.name, '-o', 'uid=999', '-o', 'gid=999', vol]);
+    // Mounted at a path the image does not have: at /data the engine would copy the image's /data (owned by
+    // root) into the empty volume, ownership included, as it does for any volume.
+    const out = await engine.dockerOk([
+      'run', '--rm', '--network', 'none', '--user', '999:999', '-v', `${vol}:/vol`, TEST_IMAGE,
+      'sh', '-c', 'echo mine > /vol/u.txt && stat -c "%u:%g" /vol/u.txt && (mkdir /vol/x && chmod 700 /vol/x && echo ok)',
+    ]);
+    assert.deepEqual(out.trim().split('\n'), ['999:999', 'ok']);
+    const denied = await engine.docker(['run', '--rm', '--network', 'none', '--user', '1000:1000', '-v', `${vol}:/vol`, TEST_IMAGE, 'sh', '-c', 'ls /vol/x']);
+    assert.notEqual(denied.code, 0, 'permissions are enforced for other users');
+    assert.match(denied.stderr + denied.stdout, /Permission denied/);
+    await engine.dockerOk(['volume', 'rm', vol]);
+  });
+
   test('two containers share one mount; the plugin killed and restarted under them changes nothing', async (t) => {
     if (!mountBuilt) return t.skip(noMount);
     await engine.dockerOk(['run', '-d', '--name', 'c1', '--network', 'none', '-v', `${shared}:/data`, TEST_IMAGE, 'sleep', '3600']);

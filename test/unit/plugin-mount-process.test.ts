@@ -82,7 +82,7 @@ describe('ProcessMountRunner', { skip: isRoot ? false : 'needs root to mount' },
     const sid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
     assert.equal(sid, proc.pid, 'session leader of its own session');
     const log = readFileSync(req.logFile, 'utf8');
-    assert.match(log, /--foreground --cache-dir .*--no-create .*--fsync local --read-only/);
+    assert.match(log, /--foreground --cache-dir .*--no-create --allow-other .*--fsync local --read-only/);
     // Re-adoption: another runner instance (a restarted plugin) recognises the process.
     const other = new ProcessMountRunner({ command: ['/bin/false'], anyFsType: true });
     assert.ok(other.isAlive(proc));
@@ -189,7 +189,7 @@ describe('mount command arguments', () => {
 
   test('options become flags; creation-time options and unknown ones are not passed', () => {
     const args = mountArgs({ record: record('v', 'v', { 'cache-size': '1G', 'block-size': '1M', 'close-sync': 'false', store: 'x', 'read-only': '' }), dir: '/m/v', cacheDir: '/c/u' });
-    assert.deepEqual(args, ['mount', 'swift://default/v', '/m/v', '--foreground', '--cache-dir', '/c/u', '--no-create', '--cache-size', '1G', '--no-close-sync', '--read-only']);
+    assert.deepEqual(args, ['mount', 'swift://default/v', '/m/v', '--foreground', '--cache-dir', '/c/u', '--no-create', '--allow-other', '--cache-size', '1G', '--no-close-sync', '--read-only']);
     assert.deepEqual(mountArgs({ record: record('v'), dir: '/m/v', cacheDir: '/c' }, ['--config', '/f'], true).slice(0, 8), ['mount', 'swift://default/v', '/m/v', '--foreground', '--notify-ipc', '--cache-dir', '/c', '--no-create']);
   });
 
