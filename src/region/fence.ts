@@ -29,7 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ObjectStore } from '../store/object-store.js';
 import { isStoreError, StoreErrorCode } from '../store/errors.js';
-import { UUID_LABEL, readFormat, segmentKey } from '../core/layout.js';
+import { UUID_LABEL, fetchSegment, readFormat, segmentKey } from '../core/layout.js';
 import { encodeSegment } from '../core/records.js';
 import { Ownership, type OwnerRecord, type OwnershipGuarantee } from '../core/ownership.js';
 import { silentLogger, type Logger } from '../core/log.js';
@@ -73,6 +73,12 @@ export interface FenceOptions {
   force?: boolean;
   /** takeover: refuse when a live session owns the container, unless this is set. */
   forceOwner?: boolean;
+  /**
+   * Pause after writing the owner record and again after the fence segment's put before reading it back
+   * (default 1 s). Swift's create-only put is not atomic against a concurrent put of the same name (both may
+   * succeed; the later timestamp wins), so the fence verifies that its segment is the one that stayed.
+   */
+  settleMs?: number;
   logger?: Logger;
 }
 
@@ -105,6 +111,10 @@ export async function fenceGuarantee(store: ObjectStore, container: string): Pro
 
 const MAX_FENCE_ATTEMPTS = 1000;
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** Fences one container of a volume (see the module comment). */
 export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
   const { store, container } = opts;
@@ -131,6 +141,11 @@ export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
   const owner: OwnerRecord = opts.mode === 'retire' ? fenceOwnerRecord(epoch, opts.movedTo ?? null, opts.reason, session) : heldOwnerRecord(epoch, session);
   await writeOwner(store, container, owner);
 
+  // Writers that check the owner record (lease renewal, check-then-put, the replicator before each segment)
+  // see it from now on; give one that checked just before a moment to finish the put it had started.
+  const settleMs = opts.settleMs ?? 1000;
+  if (settleMs > 0) await sleep(settleMs);
+
   // The fence segment, at the first free number.
   let seq = headBefore.seq + 1;
   let time = Date.now();
@@ -154,6 +169,15 @@ export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
           continue;
         }
         await store.put(container, segmentKey(seq), bytes, { contentType: 'application/octet-stream' });
+      }
+      // A concurrent put of the same number may have succeeded too and replace ours (Swift keeps the later
+      // timestamp): read it back once such a put would have landed; if ours did not stay, the next number.
+      if (settleMs > 0) await sleep(settleMs);
+      const stored = await fetchSegment(store, container, seq).catch(() => null);
+      if (!stored || !stored.bytes.equals(bytes)) {
+        log.warn({ region: opts.region, container, seq }, 'fence: another writer\'s segment replaced the fence segment; fencing at the next number');
+        seq++;
+        continue;
       }
       break;
     } catch (err) {
@@ -210,7 +234,7 @@ export interface PendingFenceOutcome {
 export async function applyPendingFences(
   home: { store: ObjectStore; container: string },
   openRegion: (region: string) => Promise<ObjectStore>,
-  opts: { force?: boolean; logger?: Logger } = {},
+  opts: { force?: boolean; logger?: Logger; settleMs?: number } = {},
 ): Promise<PendingFenceOutcome[]> {
   const rec = await readPendingFences(home.store, home.container);
   if (!rec || rec.fences.length === 0) return [];
@@ -236,6 +260,7 @@ export async function applyPendingFences(
         minEpoch: fence.minEpoch,
         force: opts.force ?? true, // the operator confirmed the failover already
         ...(opts.logger ? { logger: opts.logger } : {}),
+        ...(opts.settleMs !== undefined ? { settleMs: opts.settleMs } : {}),
       });
       log.warn({ region: fence.place.region, container: fence.place.container, epoch: applied.epoch, seq: applied.seq }, 'pending fence applied: the old home of the volume is fenced');
       out.push({ fence, applied });
@@ -265,7 +290,7 @@ export async function applyPendingFences(
 export function watchPendingFences(
   home: { store: ObjectStore; container: string },
   openRegion: (region: string) => Promise<ObjectStore>,
-  opts: { intervalMs?: number; logger?: Logger; onApplied?: (o: PendingFenceOutcome) => void } = {},
+  opts: { intervalMs?: number; logger?: Logger; settleMs?: number; onApplied?: (o: PendingFenceOutcome) => void } = {},
 ): { stop(): void; done: Promise<void> } {
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
@@ -273,7 +298,7 @@ export function watchPendingFences(
   const done = (async () => {
     while (!stopped) {
       try {
-        const outcomes = await applyPendingFences(home, openRegion, opts.logger ? { logger: opts.logger } : {});
+        const outcomes = await applyPendingFences(home, openRegion, { ...(opts.logger ? { logger: opts.logger } : {}), ...(opts.settleMs !== undefined ? { settleMs: opts.settleMs } : {}) });
         for (const o of outcomes) if (o.applied) opts.onApplied?.(o);
         const left = await readPendingFences(home.store, home.container);
         if (!left || left.fences.length === 0) return;

@@ -62,6 +62,8 @@ export interface RelocateRequest {
   openStore?: (region: string) => Promise<ObjectStore>;
   /** How long the source may take to answer before it counts as unreachable (default 20 s). */
   probeTimeoutMs?: number;
+  /** Settle pause of the fences (see FenceOptions.settleMs; default 1 s). */
+  fenceSettleMs?: number;
   /** How long the catch-up may take (default 1 h). */
   catchUpTimeoutMs?: number;
   logger?: Logger;
@@ -440,7 +442,7 @@ export async function relocate(req: RelocateRequest): Promise<RelocateResult> {
     else result = await failover(req, o, plan, uuid, source, target, phase, log);
 
     // Older pending fences of the volume (an earlier failover) are applied while we are at it.
-    await applyPendingFences({ store: o.target, container: target.container }, openByName, { logger: log }).catch(() => undefined);
+    await applyPendingFences({ store: o.target, container: target.container }, openByName, { logger: log, ...(req.fenceSettleMs !== undefined ? { settleMs: req.fenceSettleMs } : {}) }).catch(() => undefined);
     phase('done', 'relocation done');
     return { ...result, durationMs: Date.now() - started, phases: phases.slice(1) };
   } finally {
@@ -474,6 +476,7 @@ async function planned(req: RelocateRequest, o: Opened, plan: RelocatePlan, uuid
       reason: 'planned relocation',
       force: req.force === true,
       logger: log,
+      ...(req.fenceSettleMs !== undefined ? { settleMs: req.fenceSettleMs } : {}),
     });
   }
 
@@ -492,6 +495,7 @@ async function planned(req: RelocateRequest, o: Opened, plan: RelocatePlan, uuid
     force: req.force === true,
     forceOwner: true,
     logger: log,
+    ...(req.fenceSettleMs !== undefined ? { settleMs: req.fenceSettleMs } : {}),
   });
   if (takeover.headBefore.seq < sourceFence.seq) {
     throw new RelocateError(`internal: the target's head ${takeover.headBefore.seq} is behind the source's fence ${sourceFence.seq} at takeover`);
@@ -528,6 +532,7 @@ async function failover(req: RelocateRequest, o: Opened, plan: RelocatePlan, uui
     force: req.force === true,
     forceOwner: true,
     logger: log,
+    ...(req.fenceSettleMs !== undefined ? { settleMs: req.fenceSettleMs } : {}),
   });
   const status = await readReplicaStatus(o.target, target.container).catch(() => null);
   let sourceFence: FenceResult | null = null;
@@ -537,7 +542,7 @@ async function failover(req: RelocateRequest, o: Opened, plan: RelocatePlan, uui
   try {
     sourceHead = await withTimeout(readJournalHead(o.source, source.container), req.probeTimeoutMs ?? 20_000, `region ${source.region}`);
     sourceFence = await withTimeout(
-      fenceContainer({ store: o.source, container: source.container, region: source.region, uuid, mode: 'retire', movedTo: target, reason: 'failover', minEpoch: takeover.epoch, force: true, logger: log }),
+      fenceContainer({ store: o.source, container: source.container, region: source.region, uuid, mode: 'retire', movedTo: target, reason: 'failover', minEpoch: takeover.epoch, force: true, logger: log, ...(req.fenceSettleMs !== undefined ? { settleMs: req.fenceSettleMs } : {}) }),
       req.probeTimeoutMs ?? 20_000,
       `region ${source.region}`,
     );

@@ -627,7 +627,8 @@ export class Replicator {
       await this.prepare();
       await this.checkTargetNotOwned();
       await this.verifyLease(true);
-      if (estimate) await this.estimate();
+      // Bytes behind: measured from listings when asked, and every few seconds while the source is ahead.
+      if (estimate || (this.sourceSeq > this.replicatedSeq && Date.now() - (this.lagEstimatedAt ?? 0) >= 2000)) await this.estimate();
       let lastCheckpointList = 0;
       for (;;) {
         if (this.stopped) throw new ReplicationError('stopped', 'replicator stopped');
@@ -778,6 +779,9 @@ export class Replicator {
     const { seg, refs } = p;
     const seq = seg.seq;
     for (const id of refs) if (!this.have.has(id)) throw new Error(`internal: segment ${seq} object ${id} not copied`);
+    // Right before each segment: a takeover writes the owner record first, so from then on nothing more is put
+    // (a create-only put alone does not exclude a concurrent one on Swift).
+    await this.checkTargetNotOwned();
     await this.step({ kind: 'segment', seq });
     const outcome = await this.putTarget(segmentKey(seq), seg.bytes);
     if (outcome === 'exists') {

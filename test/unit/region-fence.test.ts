@@ -36,7 +36,7 @@ test('a retire fence stops the running writer, and the old home cannot be opened
     await writeAndSync(v, '/before', Buffer.alloc(10 * KiB, 1));
     const writerEpoch = v.status().owner!.epoch;
     const headBefore = v.status().journalSeq;
-    const res = await fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', movedTo: { region: 'B', container: 'vol-b' }, reason: 'test' });
+    const res = await fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', movedTo: { region: 'B', container: 'vol-b' }, reason: 'test' });
     assert.equal(res.guarantee, 'fenced');
     assert.ok(res.epoch > writerEpoch);
     assert.equal(res.seq, headBefore + 1);
@@ -71,12 +71,12 @@ test('the fence epoch is above the owner record, the journal and every data obje
   try {
     await src.volume.close();
     await src.store.put(src.container, dataKey('00000063/0000000000'), Buffer.from('left by a writer of epoch 99'));
-    const res = await fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: src.volume.uuid, mode: 'retire', movedTo: null, reason: 'test' });
+    const res = await fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'A', uuid: src.volume.uuid, mode: 'retire', movedTo: null, reason: 'test' });
     assert.equal(res.epoch, 100);
-    const res2 = await fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: src.volume.uuid, mode: 'retire', movedTo: null, reason: 'again', minEpoch: 500 });
+    const res2 = await fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'A', uuid: src.volume.uuid, mode: 'retire', movedTo: null, reason: 'again', minEpoch: 500 });
     assert.equal(res2.epoch, 501);
     assert.equal(res2.seq, res.seq + 1);
-    await assert.rejects(fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: 'another-uuid', mode: 'retire', reason: 'x' }), (e: unknown) => e instanceof FenceError && e.reason === 'uuid-mismatch');
+    await assert.rejects(fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'A', uuid: 'another-uuid', mode: 'retire', reason: 'x' }), (e: unknown) => e instanceof FenceError && e.reason === 'uuid-mismatch');
   } finally {
     await src.cleanup();
   }
@@ -89,10 +89,10 @@ test('without create-only puts the fence needs force; it still stops a check-the
     assert.equal(v.status().owner?.guarantee, 'check-then-put');
     await writeAndSync(v, '/a', Buffer.alloc(KiB, 1));
     await assert.rejects(
-      fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test' }),
+      fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test' }),
       (e: unknown) => e instanceof FenceError && e.reason === 'no-conditional-create' && /--force/.test(e.message),
     );
-    const res = await fenceContainer({ store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test', force: true });
+    const res = await fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test', force: true });
     assert.equal(res.guarantee, 'check-then-put');
     await assert.rejects(writeAndSync(v, '/b', Buffer.alloc(KiB, 2)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
     const seg = await fetchSegment(src.store, src.container, res.seq);
@@ -106,11 +106,11 @@ test('a takeover refuses a live owner unless forced; released, the next mount ta
   const src = await sourceVolume();
   try {
     await assert.rejects(
-      fenceContainer({ store: src.store, container: src.container, region: 'B', uuid: src.volume.uuid, mode: 'takeover', reason: 'test' }),
+      fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'B', uuid: src.volume.uuid, mode: 'takeover', reason: 'test' }),
       (e: unknown) => e instanceof FenceError && e.reason === 'busy',
     );
     await src.volume.close();
-    const res = await fenceContainer({ store: src.store, container: src.container, region: 'B', uuid: src.volume.uuid, mode: 'takeover', reason: 'test' });
+    const res = await fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'B', uuid: src.volume.uuid, mode: 'takeover', reason: 'test' });
     // Held during the relocation by this (live) process: another process's mount would be refused.
     const held = await Ownership.read(src.store, src.container);
     assert.ok(held && !held.released && held.session === res.session && /swiftfs relocate/.test(held.host));
@@ -163,6 +163,38 @@ test('pending fences: kept while the old home does not answer, applied when it d
     await assert.rejects(writeAndSync(v, '/c', Buffer.alloc(KiB, 3)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
     out = await applyPendingFences({ store: home, container: 'vol' }, open);
     assert.equal(out.length, 0);
+  } finally {
+    await src.cleanup();
+  }
+});
+
+test('a concurrent put that replaces the fence segment (Swift keeps the later timestamp) is noticed: the fence moves on', async () => {
+  const src = await sourceVolume();
+  try {
+    await src.volume.close();
+    // A store that, like Swift under a race, lets another writer's put of the same segment land just after ours.
+    let raced = false;
+    const racing = new Proxy(src.store, {
+      get(target, prop, receiver) {
+        if (prop === 'put') {
+          return async (container: string, key: string, body: Uint8Array, options?: { ifNoneMatch?: '*' }) => {
+            const out = await target.put(container, key, body, options);
+            if (!raced && key.startsWith('.swiftfs/journal/')) {
+              raced = true;
+              setTimeout(() => void target.put(container, key, Buffer.from('someone else\'s segment')), 5);
+            }
+            return out;
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const res = await fenceContainer({ store: racing, container: src.container, region: 'A', uuid: src.volume.uuid, mode: 'retire', reason: 'race', settleMs: 50 });
+    assert.ok(raced);
+    const head = (await fetchSegment(src.store, src.container, res.seq))!;
+    assert.equal(head.decoded.header.epoch, res.epoch, 'the fence segment that stayed is the one reported');
+    assert.ok(res.seq >= 2, `moved past the replaced number (${res.seq})`);
   } finally {
     await src.cleanup();
   }

@@ -148,3 +148,61 @@ export async function withReadOnly<T>(store: ObjectStore, container: string, fn:
     await fs.rm(dir, { recursive: true, force: true });
   }
 }
+
+export interface WriterAckRecord {
+  host: string;
+  epoch: number;
+  /** Absolute path of a file in the root directory. */
+  path: string;
+  sha: string;
+}
+
+export interface JournalVerdict {
+  segments: number;
+  epochs: number[];
+  /** Segments per epoch, in journal order. */
+  runs: { epoch: number; from: number; to: number }[];
+}
+
+/**
+ * The split-brain check, on a journal that was never collected (segments 1..head all present):
+ *  - epochs never go back along the journal (once a segment of a newer owner is committed, no older owner
+ *    ever commits again: at most one writer commits at any time);
+ *  - every acknowledged fsync is in a segment of the epoch of the session that made it;
+ *  - the volume is consistent and every acknowledged file holds the bytes acknowledged.
+ */
+export async function verifySingleWriterJournal(store: ObjectStore, container: string, acks: WriterAckRecord[]): Promise<JournalVerdict> {
+  const { listSegmentSeqs, fetchSegment } = await import('../../src/core/layout.js');
+  const seqs = await listSegmentSeqs(store, container);
+  const runs: JournalVerdict['runs'] = [];
+  const createdIn = new Map<string, { seq: number; epoch: number }>();
+  let maxEpoch = 0;
+  for (let i = 0; i < seqs.length; i++) {
+    const seq = seqs[i]!;
+    if (seq !== i + 1) throw new Error(`journal has a gap: segment ${i + 1} missing (found ${seq})`);
+    const seg = await fetchSegment(store, container, seq);
+    if (!seg) throw new Error(`segment ${seq} listed but missing`);
+    const epoch = seg.decoded.header.epoch;
+    if (epoch < maxEpoch) throw new Error(`segment ${seq} was committed by epoch ${epoch} after epoch ${maxEpoch} had committed: two writers committed`);
+    maxEpoch = epoch;
+    const last = runs[runs.length - 1];
+    if (last && last.epoch === epoch) last.to = seq;
+    else runs.push({ epoch, from: seq, to: seq });
+    for (const batch of seg.decoded.batches) {
+      for (const rec of batch) if (rec.t === 'link' && rec.dir === 1 && !createdIn.has(`/${rec.name}`)) createdIn.set(`/${rec.name}`, { seq, epoch });
+    }
+  }
+  for (const ack of acks) {
+    const where = createdIn.get(ack.path);
+    if (!where) throw new Error(`${ack.host}'s acknowledged ${ack.path} (epoch ${ack.epoch}) is in no segment`);
+    if (where.epoch !== ack.epoch) throw new Error(`${ack.path} acknowledged by epoch ${ack.epoch} was committed in segment ${where.seq} of epoch ${where.epoch}`);
+  }
+  if ((await checkContainerConsistent(store, container)) === null) throw new Error('the volume does not load');
+  await withReadOnly(store, container, async (v) => {
+    for (const ack of acks) {
+      const data = await readAll(v, ack.path);
+      if (createHash('sha256').update(data).digest('hex') !== ack.sha) throw new Error(`${ack.path}: content differs from what was acknowledged`);
+    }
+  });
+  return { segments: seqs.length, epochs: [...new Set(runs.map((r) => r.epoch))], runs };
+}

@@ -82,14 +82,14 @@ test('planned move: every byte in the target, source retired, regions recorded, 
   const epochA = w.volume.status().owner!.epoch;
   await w.volume.close();
 
-  const dry = await relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', dryRun: true, openStore: w.open });
+  const dry = await relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', dryRun: true, openStore: w.open, fenceSettleMs: 10 });
   assert.equal(dry.done, false);
   assert.deepEqual(dry.plan.refusals, []);
   assert.ok(dry.plan.steps.some((s) => /fence A\/pg/.test(s)));
   assert.equal(await Ownership.read(w.a, 'pg').then((o) => isFenceOwner(o)), false, 'a dry run changes nothing');
 
   const progress: number[] = [];
-  const res = await relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, onProgress: (p) => progress.push(p.bytesDone) });
+  const res = await relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, fenceSettleMs: 10, onProgress: (p) => progress.push(p.bytesDone) });
   assert.equal(res.done, true);
   assert.deepEqual(res.home, { region: 'B', container: 'pg' });
   assert.equal(res.loss?.segmentsLost, 0);
@@ -114,9 +114,9 @@ test('planned move: every byte in the target, source retired, regions recorded, 
   await vb.close();
   await assert.rejects(Volume.open(w.a, 'pg', { cacheDir: w.cacheDir, ...FAST }), VolumeBusyError);
   // Going on from the old home is refused with the reason.
-  await assert.rejects(relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open }), /already|retired home|moved to B/);
+  await assert.rejects(relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, fenceSettleMs: 10 }), /already|retired home|moved to B/);
   // ...and back again (the old home is re-seeded, its identical objects kept).
-  const back = await relocate({ config: w.config, source: { region: 'B', container: 'pg' }, to: 'A', openStore: w.open });
+  const back = await relocate({ config: w.config, source: { region: 'B', container: 'pg' }, to: 'A', openStore: w.open, fenceSettleMs: 10 });
   assert.equal(back.done, true);
   const files = await withReadOnly(w.a, 'pg', fsFiles);
   assert.ok(files.has('/new-in-b'));
@@ -126,8 +126,8 @@ test('planned move: every byte in the target, source retired, regions recorded, 
 test('planned move refuses a live writer elsewhere unless forced; forced, the writer is fenced and loses nothing it committed', async () => {
   const w = await world();
   await writeSync(w.volume, '/a', data(100 * KiB, 1));
-  await assert.rejects(relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open }), (e: unknown) => e instanceof RelocateError && /in use read-write/.test(e.message));
-  const res = await relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, force: true });
+  await assert.rejects(relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, fenceSettleMs: 10 }), (e: unknown) => e instanceof RelocateError && /in use read-write/.test(e.message));
+  const res = await relocate({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, fenceSettleMs: 10, force: true });
   assert.ok(res.done);
   await assert.rejects(writeSync(w.volume, '/b', data(KiB, 2)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
   const files = await withReadOnly(w.b, 'pg', fsFiles);
@@ -148,7 +148,7 @@ test('planned move with a mount on this host: it is asked to unmount first', asy
     config: w.config,
     source: { region: 'A', container: 'pg' },
     to: 'B',
-    openStore: w.open,
+    openStore: w.open, fenceSettleMs: 10,
     localMount: {
       mountpoint: '/mnt/pg',
       async unmount() {
@@ -175,7 +175,7 @@ test('failover: takes over what the replica holds, says what is lost, fences the
   const sourceSeq = w.volume.status().journalSeq;
 
   w.a.goOffline();
-  const req = { config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, probeTimeoutMs: 2000 };
+  const req = { config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, fenceSettleMs: 10, probeTimeoutMs: 2000 };
   // Without --failover: refused, and the message says what a failover would do.
   await assert.rejects(relocate(req), (e: unknown) => e instanceof RelocateError && /does not answer/.test(e.message) && /--failover/.test(e.message));
   const plan = await planRelocation({ ...req, failover: true });
@@ -221,7 +221,7 @@ test('refusals: another volume under the name, a live owner in the target, anoth
   await w.volume.close();
   // B has a container "pg" holding another volume.
   await Volume.format(w.b, 'pg', { createContainer: true });
-  let plan = await planRelocation({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, targetContainer: 'pg' });
+  let plan = await planRelocation({ config: w.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w.open, fenceSettleMs: 10, targetContainer: 'pg' });
   assert.ok(plan.refusals.some((r) => /another volume/.test(r)), plan.refusals.join('; '));
 
   // A live owner of this volume in the target.
@@ -231,7 +231,7 @@ test('refusals: another volume under the name, a live owner in the target, anoth
   await rep.stop();
   await w2.volume.close();
   const squatter = await Volume.open(w2.b, 'pg', { cacheDir: await tempDir(), ...FAST });
-  plan = await planRelocation({ config: w2.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w2.open });
+  plan = await planRelocation({ config: w2.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w2.open, fenceSettleMs: 10 });
   assert.ok(plan.refusals.some((r) => /live owner/.test(r)), plan.refusals.join('; '));
   await squatter.close();
 
@@ -241,15 +241,15 @@ test('refusals: another volume under the name, a live owner in the target, anoth
   await w3.b.createContainer('pg', { labels: { [UUID_LABEL]: w3.volume.uuid } });
   const format = JSON.parse((await w3.a.get('pg', FORMAT_KEY)).body.toString('utf8')) as Record<string, unknown>;
   await w3.b.put('pg', FORMAT_KEY, Buffer.from(JSON.stringify({ ...format, blockSize: 128 * KiB })));
-  plan = await planRelocation({ config: w3.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w3.open });
+  plan = await planRelocation({ config: w3.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w3.open, fenceSettleMs: 10 });
   assert.ok(plan.refusals.some((r) => /block size/.test(r)), plan.refusals.join('; '));
 
-  await assert.rejects(planRelocation({ config: w3.config, source: { region: 'A', container: 'pg' }, to: 'A', openStore: w3.open }), /already in region A/);
+  await assert.rejects(planRelocation({ config: w3.config, source: { region: 'A', container: 'pg' }, to: 'A', openStore: w3.open, fenceSettleMs: 10 }), /already in region A/);
   // Failover with no replica at all.
   w3.a.goOffline();
   const w4 = await world();
   w4.a.goOffline();
-  plan = await planRelocation({ config: w4.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w4.open, failover: true, probeTimeoutMs: 1000 });
+  plan = await planRelocation({ config: w4.config, source: { region: 'A', container: 'pg' }, to: 'B', openStore: w4.open, fenceSettleMs: 10, failover: true, probeTimeoutMs: 1000 });
   assert.ok(plan.refusals.some((r) => /no replica|no complete replica/.test(r)), plan.refusals.join('; '));
   w4.a.comeBack();
   await w4.volume.close();
