@@ -54,5 +54,8 @@ export function register(program: Command): void {
       ...(gid !== undefined ? { socketGid: gid } : {}),
       ...(opts.mountCommand ? { mountCommand: opts.mountCommand.split(' ').filter((x) => x !== '') } : {}),
     });
+    // Stopped on a signal: leave now rather than wait for idle keep-alive connections to the stores to time out
+    // (the mount processes are separate and unaffected; logs are written synchronously).
+    process.exit(0);
   });
 }
