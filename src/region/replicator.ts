@@ -195,6 +195,10 @@ export class Replicator {
   /** Commit time (or first sighting) of the oldest segment not yet shipped. */
   private pendingSince: number | null = null;
   private lagBytes = 0;
+  /** Segments read ahead and not yet put (their bytes count in the lag). */
+  private window: Pending[] = [];
+  /** Sizes of source objects seen in listings and not yet copied. */
+  private readonly objectSizes = new Map<string, number>();
   private lagEstimatedAt: number | null = null;
   private shippedSegments = 0;
   private copiedObjects = 0;
@@ -254,7 +258,7 @@ export class Replicator {
       replicatedTime: this.replicatedTime,
       checkpointSeq: this.checkpointSeq,
       lagSeconds: behind && this.pendingSince !== null ? Math.max(0, (now - this.pendingSince) / 1000) : 0,
-      lagBytes: behind ? this.lagBytes : 0,
+      lagBytes: behind ? Math.max(this.lagBytes, this.windowBytes()) : 0,
       lagEstimatedAt: this.lagEstimatedAt,
       pendingSegments: Math.max(0, this.sourceSeq - this.replicatedSeq),
       shippedSegments: this.shippedSegments,
@@ -263,6 +267,21 @@ export class Replicator {
       seeds: this.seeds,
       lastSyncAt: this.lastSyncAt,
     };
+  }
+
+  /** Bytes of the segments read ahead and of the objects they need that the target lacks. */
+  private windowBytes(): number {
+    let bytes = 0;
+    const counted = new Set<string>();
+    for (const p of this.window) {
+      bytes += p.seg.bytes.length;
+      for (const id of p.refs) {
+        if (this.have.has(id) || counted.has(id)) continue;
+        counted.add(id);
+        bytes += this.objectSizes.get(id) ?? this.format?.blockSize ?? 0;
+      }
+    }
+    return bytes;
   }
 
   /**
@@ -575,6 +594,7 @@ export class Replicator {
       await this.step({ kind: 'object', id });
       await this.putTarget(dataKey(id), body);
       this.have.set(id, body.length);
+      this.objectSizes.delete(id);
       if (id > this.maxShippedId) this.maxShippedId = id;
       this.copiedObjects++;
       this.copiedBytes += body.length;
@@ -703,7 +723,11 @@ export class Replicator {
     }
     for await (const e of listAll(source.store, source.container, { prefix: DATA_PREFIX, ...(this.maxShippedId ? { after: dataKey(this.maxShippedId) } : {}) })) {
       if (!('key' in e)) continue;
-      if (!this.have.has(e.key.slice(DATA_PREFIX.length))) bytes += e.size;
+      const id = e.key.slice(DATA_PREFIX.length);
+      if (!this.have.has(id)) {
+        bytes += e.size;
+        this.objectSizes.set(id, e.size);
+      }
     }
     if (this.replicatedSeq < 0) {
       for await (const e of listAll(source.store, source.container, { prefix: CHECKPOINT_PREFIX })) if ('key' in e) bytes += e.size;
@@ -739,6 +763,7 @@ export class Replicator {
   private async shipSegments(): Promise<boolean> {
     const lookahead = Math.max(1, this.o.lookahead ?? 16);
     const window: Pending[] = [];
+    this.window = window;
     let nextSeq = this.replicatedSeq + 1;
     let sourceEnd = false;
     let shipped = false;
@@ -771,6 +796,7 @@ export class Replicator {
     } finally {
       // Let copies still running settle before the caller re-seeds or gives up (they only add objects).
       await Promise.allSettled(window.map((p) => p.copy));
+      this.window = [];
     }
     return shipped;
   }
