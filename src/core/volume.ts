@@ -107,7 +107,7 @@ export interface VolumeOpenOptions {
   /** Owner lease and renewal period. Defaults 120 s / 30 s. */
   leaseMs?: number;
   renewMs?: number;
-  /** Keep the full blocks of big sequential writes in the cache after upload (see CommitterOptions). Default false. */
+  /** Keep the full blocks of big sequential writes in the cache after upload (see CommitterOptions). Default auto. */
   cacheFullBlocks?: boolean;
   /** How long open() may wait for its first commit (the store must be reachable). Default 60 s. */
   openTimeoutMs?: number;
@@ -388,7 +388,7 @@ export class Volume implements VolumeFs {
         ...(opts.commitIntervalMs !== undefined ? { commitIntervalMs: opts.commitIntervalMs } : {}),
         ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
         ...(opts.checkpointBytes ? { checkpointBytes: opts.checkpointBytes } : {}),
-        ...(opts.cacheFullBlocks === true ? { cacheFullBlocks: true } : {}),
+        ...(opts.cacheFullBlocks !== undefined ? { cacheFullBlocks: opts.cacheFullBlocks } : {}),
         logger: log,
       });
       committer.adoptReplayed(replay);

@@ -128,6 +128,7 @@ test('swift: proxy outage: writers are held at the dirty limit, cached reads wor
     const cached = pattern(1 * MiB, 3);
     await writeFile(v, '/cached', cached);
     await v.syncAll();
+    assert.deepEqual(await readFile(v, '/cached'), cached); // now surely in the local cache
     await stopProxy(r.env.saioDir);
     proxyDown = true;
     const fh = await v.create('/during', 0o644, O_CREAT | O_RDWR);
