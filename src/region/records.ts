@@ -82,6 +82,8 @@ export interface ReplicaStatusRecord {
   checkpointSeq: number;
   lagSeconds: number;
   lagBytes: number;
+  /** Largest lag (seconds) seen in the minute before this record was written: the loss window to expect. */
+  recentMaxLagSeconds?: number;
   updatedAt: number;
   host: string;
 }

@@ -115,6 +115,8 @@ export interface LossReport {
   lagSeconds: number;
   /** True when the source head is exact (the source answered); false: changes after sourceSeenAt are unknown. */
   exact: boolean;
+  /** The largest replication lag in the minute before the replica status was last written (the usual loss window). */
+  recentMaxLagSeconds: number | null;
 }
 
 export interface RelocateResult {
@@ -174,8 +176,9 @@ export function lossReport(taken: JournalHeadInfo, status: ReplicaStatusRecord |
   // anything between the target's head and when it was last seen, so the window runs to that sighting.
   const known = sourceSeq > taken.seq && sourceTime && taken.time ? Math.max(0, (sourceTime - taken.time) / 1000) : 0;
   const window = !exact && sourceSeenAt && taken.time ? Math.max(0, (sourceSeenAt - taken.time) / 1000) : 0;
-  const lag = Math.max(known, window);
-  return { takenSeq: taken.seq, takenTime: taken.time, sourceSeq, sourceTime, sourceSeenAt, segmentsLost: Math.max(0, sourceSeq - taken.seq), lagSeconds: lag, exact };
+  const recent = status?.recentMaxLagSeconds ?? null;
+  const lag = Math.max(known, window, exact ? 0 : (recent ?? 0));
+  return { takenSeq: taken.seq, takenTime: taken.time, sourceSeq, sourceTime, sourceSeenAt, segmentsLost: Math.max(0, sourceSeq - taken.seq), lagSeconds: lag, exact, recentMaxLagSeconds: recent };
 }
 
 export function describeLoss(l: LossReport): string {
@@ -184,7 +187,9 @@ export function describeLoss(l: LossReport): string {
     l.segmentsLost > 0
       ? `${l.segmentsLost} journal segment(s) the source committed after it (up to segment ${l.sourceSeq} at ${iso(l.sourceTime)}) are not in the target`
       : `the target held everything the replicator had seen`;
-  const unknown = l.exact ? '' : `; changes the source committed after ${iso(l.takenTime)} and before it was last seen (${iso(l.sourceSeenAt)}), or later, may be missing`;
+  const unknown = l.exact
+    ? ''
+    : `; changes the source committed after ${iso(l.takenTime)} may be missing (it was last seen ${iso(l.sourceSeenAt)}${l.recentMaxLagSeconds !== null ? `; the replica was up to ${l.recentMaxLagSeconds.toFixed(1)} s behind in the minute before` : ''})`;
   return `the target holds every change committed up to ${iso(l.takenTime)} (segment ${l.takenSeq}); ${known}${unknown}: replication lag ${l.lagSeconds.toFixed(1)} s`;
 }
 
@@ -512,7 +517,7 @@ async function planned(req: RelocateRequest, o: Opened, plan: RelocatePlan, uuid
     takeover,
     sourceFence,
     pendingFence: false,
-    loss: { takenSeq: takeover.headBefore.seq, takenTime: takeover.headBefore.time, sourceSeq: sourceFence.seq, sourceTime: sourceFence.time, sourceSeenAt: Date.now(), segmentsLost: 0, lagSeconds: 0, exact: true },
+    loss: { takenSeq: takeover.headBefore.seq, takenTime: takeover.headBefore.time, sourceSeq: sourceFence.seq, sourceTime: sourceFence.time, sourceSeenAt: Date.now(), segmentsLost: 0, lagSeconds: 0, exact: true, recentMaxLagSeconds: null },
     catchUp,
     durationMs: 0,
     phases: [],

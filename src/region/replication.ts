@@ -84,6 +84,7 @@ function placeholderStatus(source: VolumePlace, target: VolumePlace, mode: Repli
     lagSeconds: 0,
     lagBytes: 0,
     lagEstimatedAt: null,
+    recentMaxLagSeconds: 0,
     pendingSegments: 0,
     shippedSegments: 0,
     copiedObjects: 0,
@@ -245,6 +246,7 @@ export class StoreReplicationMonitor {
         lagSeconds,
         lagBytes,
         lagEstimatedAt: now,
+        recentMaxLagSeconds: Math.max(lagSeconds, this.current.recentMaxLagSeconds * (now - (this.current.lastSyncAt ?? now) < 60_000 ? 1 : 0)),
         pendingSegments: Math.max(0, src.seq - dst.seq),
         lastSyncAt: now,
       };

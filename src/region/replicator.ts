@@ -124,6 +124,8 @@ export interface ReplicationStatus {
   lagSeconds: number;
   /** Bytes (segments + the objects they need) still to copy, as last estimated. */
   lagBytes: number;
+  /** Largest lagSeconds seen over the last minute. */
+  recentMaxLagSeconds: number;
   /** When lagBytes was last measured from listings (null: never; it is then only what copies subtracted). */
   lagEstimatedAt: number | null;
   pendingSegments: number;
@@ -195,6 +197,7 @@ export class Replicator {
   /** Commit time (or first sighting) of the oldest segment not yet shipped. */
   private pendingSince: number | null = null;
   private lagBytes = 0;
+  private readonly lagSamples: { at: number; lag: number }[] = [];
   /** Segments read ahead and not yet put (their bytes count in the lag). */
   private window: Pending[] = [];
   /** Sizes of source objects seen in listings and not yet copied. */
@@ -244,6 +247,15 @@ export class Replicator {
   // -------------------------------------------------------------------------------------------------------------
 
   status(now = Date.now()): ReplicationStatus {
+    const st = this.rawStatus(now);
+    this.lagSamples.push({ at: now, lag: st.lagSeconds });
+    while (this.lagSamples.length > 0 && (now - this.lagSamples[0]!.at > 60_000 || this.lagSamples.length > 2000)) this.lagSamples.shift();
+    let max = 0;
+    for (const x of this.lagSamples) max = Math.max(max, x.lag);
+    return { ...st, recentMaxLagSeconds: max };
+  }
+
+  private rawStatus(now: number): ReplicationStatus {
     const behind = this.sourceSeq > this.replicatedSeq;
     return {
       mode: 'swiftfs',
@@ -260,6 +272,7 @@ export class Replicator {
       lagSeconds: behind && this.pendingSince !== null ? Math.max(0, (now - this.pendingSince) / 1000) : 0,
       lagBytes: behind ? Math.max(this.lagBytes, this.windowBytes()) : 0,
       lagEstimatedAt: this.lagEstimatedAt,
+      recentMaxLagSeconds: 0,
       pendingSegments: Math.max(0, this.sourceSeq - this.replicatedSeq),
       shippedSegments: this.shippedSegments,
       copiedObjects: this.copiedObjects,
@@ -808,6 +821,7 @@ export class Replicator {
     // Right before each segment: a takeover writes the owner record first, so from then on nothing more is put
     // (a create-only put alone does not exclude a concurrent one on Swift).
     await this.checkTargetNotOwned();
+    this.status();
     await this.step({ kind: 'segment', seq });
     const outcome = await this.putTarget(segmentKey(seq), seg.bytes);
     if (outcome === 'exists') {
@@ -977,6 +991,7 @@ export class Replicator {
       checkpointSeq: s.checkpointSeq,
       lagSeconds: s.lagSeconds,
       lagBytes: s.lagBytes,
+      recentMaxLagSeconds: s.recentMaxLagSeconds,
       updatedAt: now,
       host: os.hostname(),
     };
