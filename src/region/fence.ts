@@ -151,6 +151,11 @@ export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
   let time = Date.now();
   for (let attempt = 0; ; attempt++) {
     if (attempt >= MAX_FENCE_ATTEMPTS) throw new FenceError('race', `${opts.region}/${container}: could not commit a fence segment after ${MAX_FENCE_ATTEMPTS} attempts (a writer keeps committing)`);
+    // Still ours? A takeover since (a newer epoch) must not be fenced by this older one.
+    const current = await Ownership.read(store, container);
+    if (!current || current.session !== session) {
+      throw new FenceError('race', `${opts.region}/${container}: another session took the volume while it was being fenced${current ? ` (${current.host}, epoch ${current.epoch})` : ''}`);
+    }
     time = Date.now();
     const bytes = encodeSegment({ v: 1, seq, epoch, walId: session, walSeq: 0, time, objects: [] }, []);
     try {
