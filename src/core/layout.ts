@@ -5,7 +5,7 @@
 
 import type { ObjectStore } from '../store/object-store.js';
 import { isStoreError, StoreErrorCode } from '../store/errors.js';
-import { LABELS_OBJECT } from '../store/object-store.js';
+import { LABELS_OBJECT, PROBE_PREFIX } from '../store/object-store.js';
 import {
   decodeCheckpoint,
   decodeSegment,
@@ -93,9 +93,6 @@ export interface FormatRecord {
 }
 
 /** True when the container holds something other than the labels marker. */
-/** Key prefix of the object stores' capability probes (src/store/swift, src/store/s3). */
-const PROBE_PREFIX = '.swiftfs-probe/';
-
 async function containerHasObjects(store: ObjectStore, container: string): Promise<boolean> {
   // The labels marker and the stores' capability probes (deleted right after, but a listing can lag) are ours.
   const page = await store.list(container, { limit: 10 });

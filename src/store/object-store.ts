@@ -161,6 +161,9 @@ export interface ObjectStore {
 /** Object name of the labels marker where a backend has no container metadata (S3). */
 export const LABELS_OBJECT = '.swiftfs-labels.json';
 
+/** Key prefix of the objects capabilities() writes and deletes while probing (a listing may still show one). */
+export const PROBE_PREFIX = '.swiftfs-probe/';
+
 /** Walks every page of a listing. */
 export async function* listAll(store: ObjectStore, container: string, options: ListOptions = {}): AsyncGenerator<ObjectInfo | { prefix: string }> {
   let after = options.after;

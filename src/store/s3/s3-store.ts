@@ -50,6 +50,7 @@ import { StoreError, StoreErrorCode } from '../errors.js';
 import {
   checkLabel,
   LABELS_OBJECT,
+  PROBE_PREFIX,
   type Capabilities,
   type ContainerInfo,
   type CreateContainerOptions,
@@ -102,7 +103,6 @@ const MiB = 1024 * 1024;
 const MAX_SINGLE_PUT = 5 * 1024 * MiB;
 const MAX_KEY_LENGTH = 1024;
 const MAX_PARTS = 1000; // Swift's s3api max_upload_part_num (AWS allows 10000)
-const PROBE_PREFIX = '.swiftfs-probe/';
 const LABELS_FORMAT = 1;
 
 /** Creates an S3Store; nothing is sent until the first call. */

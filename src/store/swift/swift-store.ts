@@ -16,6 +16,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { StoreError, StoreErrorCode, type StoreErrorDetails } from '../errors.js';
 import {
   checkLabel,
+  PROBE_PREFIX,
   type Capabilities,
   type ContainerInfo,
   type CreateContainerOptions,
@@ -88,7 +89,6 @@ const DEFAULT_INFO: SwiftInfo = Object.freeze({
 
 const USER_AGENT = 'swiftfs';
 const MAX_LIST_LIMIT = 10_000;
-const PROBE_PREFIX = '.swiftfs-probe/';
 const META_KEY = /^[a-z0-9][a-z0-9-]*$/;
 
 interface RequestSpec {
