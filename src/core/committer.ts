@@ -27,9 +27,9 @@ import type { ObjectStore } from '../store/object-store.js';
 import { isStoreError, StoreError, StoreErrorCode } from '../store/errors.js';
 import { FsError } from './errors.js';
 import { FsState } from './metadata.js';
-import { checkpointKey, dataKey, objectId, segmentKey } from './layout.js';
+import { checkpointKey, dataKey, objectId, parseObjectId, segmentKey } from './layout.js';
 import { decodeCheckpoint, decodeSegment, encodeCheckpoint, encodeSegment, type CheckpointHeader, type SegmentHeader } from './records.js';
-import type { MetaRecord } from './types.js';
+import type { ExtentPiece, MetaRecord } from './types.js';
 import type { Wal, WalEntry } from './wal.js';
 import type { ObjectCache } from './object-cache.js';
 import { FencedError, type Ownership } from './ownership.js';
@@ -76,6 +76,11 @@ export interface CommitterOptions {
    * back downloads them), while a slower one does. Packed (small, random) writes are always cached.
    */
   cacheFullBlocks?: boolean;
+  /**
+   * Compaction: a block of a file whose bytes live in more than this many data objects is rewritten as one
+   * object (default 16; 0 disables). Bounded: compaction uploads at most 64 MiB plus as much as the writers did.
+   */
+  compactAbove?: number;
   logger?: Logger;
   /** Called once when another owner fenced us. */
   onFenced?: (err: Error) => void;
@@ -102,6 +107,9 @@ export interface CommitterStatus {
   commits: number;
   uploadedBytes: number;
   uploadedObjects: number;
+  /** Bytes rewritten by compaction, and blocks waiting for it. */
+  compactedBytes: number;
+  compactionQueue: number;
   health: CommitterHealth;
 }
 
@@ -290,6 +298,14 @@ export class Committer {
   private uploadedBytes = 0;
   private uploadedObjects = 0;
 
+  private readonly compactAbove: number;
+  private readonly compactQueue = new Map<string, { ino: number; block: number }>();
+  /** Object numbers of compaction rewrites appended to the WAL, uncommitted until their entry is. */
+  private readonly compactionObjects = new Map<number, number>();
+  private compacting: Promise<void> | null = null;
+  private compactedBytes = 0;
+  private appender: ((plan: () => MetaRecord[]) => Promise<WalEntry | null>) | null = null;
+
   private checkpointSeq: number;
   private checkpointBytes: Buffer | null;
   private retained: { seq: number; bytes: Buffer }[];
@@ -313,6 +329,7 @@ export class Committer {
     this.dirtyLimit = opts.dirtyLimit;
     this.checkpointEvery = opts.checkpointEvery ?? 1000;
     this.checkpointBytesLimit = opts.checkpointBytes ?? 64 * 1024 * 1024;
+    this.compactAbove = opts.compactAbove ?? 16;
     this.head = { ...opts.head };
     this.committedSeq = opts.wal.committedSeq;
     this.checkpointSeq = opts.checkpoint.seq;
@@ -529,6 +546,10 @@ export class Committer {
       for (let i = 0; i < entry.batch.length; i++) {
         const rec = entry.batch[i]!;
         if (rec.t !== 'write' || !('wal' in rec.ref)) {
+          if (rec.t === 'write' && 'obj' in rec.ref) {
+            const parsed = parseObjectId(rec.ref.obj);
+            if (parsed && parsed.epoch === this.epoch && this.compactionObjects.has(parsed.n)) newObjects.add(rec.ref.obj);
+          }
           out?.push(rec);
           continue;
         }
@@ -611,6 +632,12 @@ export class Committer {
     this.committedSeq = Math.max(this.committedSeq, cutEnd);
     this.wal.markCommitted(cutEnd);
     for (const p of packs) this.uncommitted.delete(p.n);
+    for (const [n, entrySeq] of this.compactionObjects) {
+      if (entrySeq <= cutEnd) {
+        this.compactionObjects.delete(n);
+        this.uncommitted.delete(n);
+      }
+    }
     for (const [key, list] of this.early) {
       const keep = list.filter((u) => u.seq > cutEnd);
       for (const u of list) if (u.seq <= cutEnd) this.uncommitted.delete(u.n);
@@ -626,6 +653,10 @@ export class Committer {
     this.commits++;
     this.wakeRoomWaiters();
     this.maybeCheckpoint();
+    if (this.compactAbove > 0) {
+      for (const r of rebases) this.noteCompactionCandidate(r.ino, Math.floor(r.off / this.blockSize));
+      this.pumpCompaction();
+    }
   }
 
   /** Puts the segment create-only; losing the race means another owner: fenced. */
@@ -732,6 +763,102 @@ export class Committer {
   }
 
   // -------------------------------------------------------------------------------------------------------------
+  // Compaction
+  // -------------------------------------------------------------------------------------------------------------
+
+  /** How the volume appends a batch (plan runs synchronously with the WAL append; [] appends nothing). */
+  setAppender(fn: (plan: () => MetaRecord[]) => Promise<WalEntry | null>): void {
+    this.appender = fn;
+  }
+
+  /** Distinct data objects holding block `block` of `ino`, or -1 when it is dirty, sparse or gone. */
+  private blockObjects(ino: number, block: number): { pieces: ExtentPiece[]; objects: number; start: number; len: number } | null {
+    const start = block * this.blockSize;
+    let size: number;
+    try {
+      const a = this.state.getattr(ino);
+      if (a.nlink === 0) return null;
+      size = a.size;
+    } catch {
+      return null;
+    }
+    const len = Math.min(this.blockSize, size - start);
+    if (len <= 0) return null;
+    const pieces = this.state.extents(ino, start, len);
+    const ids = new Set<string>();
+    for (const p of pieces) {
+      if (!p.ref || !('obj' in p.ref)) return null;
+      ids.add(p.ref.obj);
+    }
+    return { pieces, objects: ids.size, start, len };
+  }
+
+  private noteCompactionCandidate(ino: number, block: number): void {
+    const key = `${ino}:${block}`;
+    if (this.compactQueue.has(key)) return;
+    const b = this.blockObjects(ino, block);
+    if (b && b.objects > this.compactAbove) this.compactQueue.set(key, { ino, block });
+  }
+
+  /** Starts the next compaction when none runs, uploads are idle, and the budget allows. */
+  private pumpCompaction(): void {
+    if (this.compacting || this.closing || this.fenced || !this.appender || this.compactQueue.size === 0) return;
+    if (this.uploads.size > 0) return; // writers first; retried after the next commit
+    if (this.compactedBytes >= 64 * 1024 * 1024 + this.uploadedBytes) return;
+    const [key, next] = this.compactQueue.entries().next().value as [string, { ino: number; block: number }];
+    this.compactQueue.delete(key);
+    this.compacting = this.compactBlock(next.ino, next.block)
+      .catch((err: unknown) => {
+        if (!this.fenced && !this.closing) this.log?.warn({ err: (err as Error).message, ino: next.ino, block: next.block }, 'compaction of a block failed (skipped)');
+      })
+      .finally(() => {
+        this.compacting = null;
+        this.pumpCompaction();
+      });
+  }
+
+  /**
+   * Rewrites one fragmented block as a single object: reads it (from the cache or by ranged GETs), uploads it,
+   * then appends a batch that points the block at the new object and restores the inode's attributes (times
+   * unchanged) — only if the block still holds exactly what was read (else the object is left to GC).
+   */
+  private async compactBlock(ino: number, block: number): Promise<void> {
+    const b = this.blockObjects(ino, block);
+    if (!b || b.objects <= this.compactAbove) return;
+    const buf = Buffer.allocUnsafe(b.len);
+    await Promise.all(b.pieces.map((p) => this.cache.read((p.ref as { obj: string; off: number }).obj, (p.ref as { obj: string; off: number }).off, p.len, buf, p.off - b.start, false)));
+    if (this.closing || this.fenced) return;
+    const n = this.allocateObject();
+    const id = objectId(this.epoch, n);
+    let appended: WalEntry | null = null;
+    try {
+      await this.putForever(dataKey(id), buf, 'data');
+      this.compactedBytes += buf.length;
+      void this.cache.insert(id, buf);
+      if (this.closing) return;
+      appended = await this.appender!(() => {
+        const now = this.blockObjects(ino, block);
+        if (!now || now.len !== b.len || now.pieces.length !== b.pieces.length) return [];
+        for (let i = 0; i < now.pieces.length; i++) {
+          const x = now.pieces[i]!;
+          const y = b.pieces[i]!;
+          const xr = x.ref as { obj: string; off: number };
+          const yr = y.ref as { obj: string; off: number };
+          if (x.off !== y.off || x.len !== y.len || xr.obj !== yr.obj || xr.off !== yr.off) return [];
+        }
+        const attr = this.state.getattr(ino);
+        return [
+          { t: 'write', ino, off: b.start, len: b.len, ref: { obj: id, off: 0 }, mtime: attr.mtime },
+          { t: 'inode', attr: { ...attr } },
+        ];
+      });
+    } finally {
+      if (appended) this.compactionObjects.set(n, appended.seq);
+      else this.uncommitted.delete(n); // never referenced: garbage for the next GC
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
   // Checkpoints and garbage
   // -------------------------------------------------------------------------------------------------------------
 
@@ -813,6 +940,8 @@ export class Committer {
       commits: this.commits,
       uploadedBytes: this.uploadedBytes,
       uploadedObjects: this.uploadedObjects,
+      compactedBytes: this.compactedBytes,
+      compactionQueue: this.compactQueue.size,
       health: { ...this.health },
     };
   }
@@ -825,6 +954,8 @@ export class Committer {
     this.closing = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (abandon) this.abandoned = true;
+    await this.compacting?.catch(() => undefined);
     if (abandon) {
       this.abandoned = true; // queued uploads fail at once; uncommitted entries stay in the WAL
     } else if (!this.fenced) {

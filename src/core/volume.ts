@@ -109,6 +109,8 @@ export interface VolumeOpenOptions {
   renewMs?: number;
   /** Keep the full blocks of big sequential writes in the cache after upload (see CommitterOptions). Default auto. */
   cacheFullBlocks?: boolean;
+  /** Rewrite a file block held in more than this many data objects as one object (default 16; 0: never). */
+  compactAbove?: number;
   /** How long open() may wait for its first commit (the store must be reachable). Default 60 s. */
   openTimeoutMs?: number;
 }
@@ -129,6 +131,8 @@ export interface VolumeStatus {
   uploadsQueued: number;
   uploadsActive: number;
   uploadedBytes: number;
+  /** Bytes rewritten by compaction of fragmented blocks. */
+  compactedBytes: number;
   lastCommitAt: number | null;
   commits: number;
   health: CommitterHealth;
@@ -389,6 +393,7 @@ export class Volume implements VolumeFs {
         ...(opts.checkpointEvery ? { checkpointEvery: opts.checkpointEvery } : {}),
         ...(opts.checkpointBytes ? { checkpointBytes: opts.checkpointBytes } : {}),
         ...(opts.cacheFullBlocks !== undefined ? { cacheFullBlocks: opts.cacheFullBlocks } : {}),
+        ...(opts.compactAbove !== undefined ? { compactAbove: opts.compactAbove } : {}),
         logger: log,
       });
       committer.adoptReplayed(replay);
@@ -415,6 +420,7 @@ export class Volume implements VolumeFs {
       phase('first commit done');
       const volume = new Volume({ store, container, format, state, cache, wal, committer, ownership, releaseLock, opts, head });
       committer.setOnFenced((err) => volume.turnReadOnly(`fenced: ${err.message}`));
+      committer.setAppender((plan) => volume.appendEntry(() => plan(), null, 'compact'));
       ownership.startRenewal((err) => committer!.fenceFromOwnership(err));
       // Orphans left by a crash (unlinked while open): free them now.
       const orphans = state.planFreeOrphans();
@@ -503,6 +509,7 @@ export class Volume implements VolumeFs {
       uploadsQueued: c?.uploadsQueued ?? 0,
       uploadsActive: c?.uploadsActive ?? 0,
       uploadedBytes: c?.uploadedBytes ?? 0,
+      compactedBytes: c?.compactedBytes ?? 0,
       lastCommitAt: c?.lastCommitAt ?? null,
       commits: c?.commits ?? 0,
       health: c?.health ?? { state: 'ok', retries: 0 },

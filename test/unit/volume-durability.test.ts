@@ -41,7 +41,7 @@ for (const seed of SEEDS)
 test(`random writes and truncates match a Buffer model across commits, checkpoints, GC and reopen (seed ${seed})`, async () => {
   const s = await setup({ blockSize: 64 * KiB });
   try {
-    const v = await s.open({ commitIntervalMs: 5, checkpointEvery: 7 });
+    const v = await s.open({ commitIntervalMs: 5, checkpointEvery: 7, compactAbove: 2 });
     const r = rng(seed);
     const files = ['/f0', '/f1', '/f2'];
     const model = new Map<string, Buffer>();
@@ -97,6 +97,7 @@ test(`random writes and truncates match a Buffer model across commits, checkpoin
     for (const f of files) assert.deepEqual(await readFile(v, f), model.get(f), f);
     const st = v.status();
     assert.ok(st.checkpointSeq > 0, 'checkpoints were written');
+    assert.ok(st.compactedBytes > 0, 'compaction ran during the workload');
     assert.equal(st.dirtyBytes, 0);
     await v.close();
     assert.ok((await countKeys(s, CHECKPOINT_PREFIX)) <= 2, 'old checkpoints are collected');

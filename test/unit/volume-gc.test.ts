@@ -84,3 +84,46 @@ test('objects left by a crashed writer of an older epoch are collected; a newer 
     await s.cleanup();
   }
 });
+
+test('compaction rewrites fragmented blocks as one object; old packs become garbage; contents exact', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 3 });
+    const model = pattern(256 * KiB, 1);
+    await writeFile(v, '/db', model);
+    await v.syncAll();
+    const fh = await v.open('/db', 2);
+    let x = 7;
+    for (let round = 0; round < 12; round++) {
+      for (let i = 0; i < 8; i++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        const off = ((x >>> 16) % 64) * 4 * KiB;
+        const page = pattern(4 * KiB, round * 100 + i);
+        await v.write(fh, page, off);
+        page.copy(model, off);
+      }
+      await v.fsync(fh, false);
+    }
+    for (let i = 0; i < 50 && v.status().compactedBytes < 4 * 64 * KiB; i++) {
+      await v.syncAll();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(v.status().compactedBytes >= 64 * KiB, `compacted ${v.status().compactedBytes} bytes`);
+    assert.deepEqual(await readFile(v, '/db'), model);
+    const mtimeBefore = (await v.getattr('/db')).mtime;
+    await v.release(fh);
+    await v.syncAll();
+    await v.checkpointNow();
+    await v.mkdir('/tick', 0o755);
+    await v.checkpointNow();
+    assert.equal((await v.getattr('/db')).mtime, mtimeBefore, 'compaction keeps the times');
+    const data = await keys(s, DATA_PREFIX);
+    assert.ok(data.length <= 12, `${data.length} data objects left after compaction and GC`);
+    await v.close();
+    const fresh = await s.open({ readOnly: true }, await tempDir());
+    assert.deepEqual(await readFile(fresh, '/db'), model);
+    await fresh.close();
+  } finally {
+    await s.cleanup();
+  }
+});
