@@ -7,7 +7,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FsState, MAX_FILE_SIZE, type Snapshot } from '../../src/core/metadata.js';
-import { FsError } from '../../src/core/errors.js';
 import {
   ROOT_INO,
   S_IFDIR,
@@ -16,22 +15,9 @@ import {
   XATTR_CREATE,
   XATTR_REPLACE,
   XATTR_SIZE_MAX,
-  type MetaRecord,
 } from '../../src/core/types.js';
+import { fails, ROOT, run } from './fsstate-helpers.js';
 
-const ROOT = { uid: 0, gid: 0 };
-
-function run(s: FsState, plan: () => MetaRecord[]): MetaRecord[] {
-  const b = plan();
-  s.apply(b);
-  return b;
-}
-
-function fails(s: FsState, code: string, plan: () => unknown): void {
-  const before = JSON.stringify(s.snapshot());
-  assert.throws(plan, (e: unknown) => e instanceof FsError && e.code === code, `expected ${code}`);
-  assert.equal(JSON.stringify(s.snapshot()), before, 'a failed plan changed the state');
-}
 
 function withFile(): { s: FsState; f: number } {
   const s = FsState.create(1);

@@ -6,25 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FsState } from '../../src/core/metadata.js';
-import { FsError } from '../../src/core/errors.js';
 import { ROOT_INO, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, type MetaRecord } from '../../src/core/types.js';
+import { fails, ROOT, run } from './fsstate-helpers.js';
 
-const ROOT = { uid: 0, gid: 0 };
 const ALICE = { uid: 1000, gid: 100 };
-
-/** Applies a plan's batch and returns it. */
-function run(s: FsState, plan: () => MetaRecord[]): MetaRecord[] {
-  const b = plan();
-  s.apply(b);
-  return b;
-}
-
-/** Asserts that the plan throws FsError `code` and changed nothing. */
-function fails(s: FsState, code: string, plan: () => unknown): void {
-  const before = JSON.stringify(s.snapshot());
-  assert.throws(plan, (e: unknown) => e instanceof FsError && e.code === code, `expected ${code}`);
-  assert.equal(JSON.stringify(s.snapshot()), before, 'a failed plan changed the state');
-}
 
 function fresh(): FsState {
   const s = FsState.create(1000);

@@ -7,22 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FsState } from '../../src/core/metadata.js';
-import { FsError } from '../../src/core/errors.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO, type MetaRecord } from '../../src/core/types.js';
+import { fails, ROOT, run } from './fsstate-helpers.js';
 
-const ROOT = { uid: 0, gid: 0 };
-
-function run(s: FsState, plan: () => MetaRecord[]): MetaRecord[] {
-  const b = plan();
-  s.apply(b);
-  return b;
-}
-
-function fails(s: FsState, code: string, plan: () => unknown): void {
-  const before = JSON.stringify(s.snapshot());
-  assert.throws(plan, (e: unknown) => e instanceof FsError && e.code === code, `expected ${code}`);
-  assert.equal(JSON.stringify(s.snapshot()), before, 'a failed plan changed the state');
-}
 
 /** / with a/ (a/b/ (a/b/f), a/e/ empty, a/g file), x/ empty, h file. */
 function tree(): FsState {
