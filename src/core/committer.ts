@@ -866,7 +866,7 @@ export class Committer {
     if (this.checkpointing || this.fenced) return;
     if (this.retained.length < this.checkpointEvery && this.retainedBytes < this.checkpointBytesLimit) return;
     this.checkpoint().catch((err: unknown) => {
-      if (!this.fenced) this.log?.error({ err: (err as Error).message }, 'checkpoint failed (will retry after the next commits)');
+      if (!this.fenced && !this.abandoned) this.log?.error({ err: (err as Error).message }, 'checkpoint failed (will retry after the next commits)');
     });
   }
 
