@@ -25,13 +25,18 @@ import { scrubSecrets } from '../log.js';
 // swiftfs pins its SDK version, so the warning tells the user nothing they can act on.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
-/** Every command swiftfs has or will have, in --help order. */
-export const PLANNED_COMMANDS: readonly { name: string; usage: string; summary: string }[] = [
+/**
+ * Every command swiftfs has or will have, in --help order. `module` names the file in ./commands/ that registers
+ * it when that is not the command's own name (one module may register several commands); the list is what
+ * --help shows even when a module is missing or broken.
+ */
+export const PLANNED_COMMANDS: readonly { name: string; usage: string; summary: string; module?: string }[] = [
   { name: 'mount', usage: 'VOLUME MOUNTPOINT', summary: 'Mount a volume on a directory (FUSE)' },
   { name: 'unmount', usage: 'MOUNTPOINT', summary: 'Unmount a volume after committing everything it holds' },
-  { name: 'status', usage: '[MOUNTPOINT]', summary: 'Show mounted volumes: dirty bytes, upload queue, owner, store' },
+  { name: 'status', usage: '[MOUNTPOINT]', summary: 'Show mounted volumes: dirty bytes, upload queue, owner, store, replica lag' },
   { name: 'plugin', usage: '', summary: 'Run the Docker volume plugin' },
   { name: 'relocate', usage: 'VOLUME --to REGION', summary: 'Move a volume to another store or region' },
+  { name: 'replicate', usage: 'VOLUME --to REGION', summary: 'Keep a replica of a volume in another region', module: 'relocate' },
   { name: 'volume', usage: 'create|ls|inspect|rm', summary: 'Manage volumes in the object store' },
   { name: 'config', usage: 'show|options', summary: 'Show the effective configuration or the option reference' },
   { name: 'bench', usage: '', summary: 'Compare swiftfs with rclone, s3fs and the raw backend on one Swift' },
@@ -79,17 +84,26 @@ export async function buildProgram(): Promise<Command> {
   addOptionFlags(program, ['global', 'store']);
   program.addHelpText(
     'after',
-    '\nVolumes are addressed as swift://CONTAINER, swift://STORE/CONTAINER, s3://BUCKET, s3://STORE/BUCKET or mem://NAME.\n' +
+    '\nVolumes are addressed as swift://CONTAINER, swift://STORE/CONTAINER, swift://CONTAINER@REGION, s3://BUCKET,\n' +
+      's3://STORE/BUCKET or mem://NAME (STORE: a store name, a store\'s region, or STORE@REGION of a Keystone catalog).\n' +
       'Stores come from a config file (--config) or from ST_* / OS_* / AWS_* variables; see `swiftfs config options`.',
   );
 
+  const registered = new Set<string>();
   for (const planned of PLANNED_COMMANDS) {
-    const moduleUrl = new URL(`./commands/${planned.name}.js`, import.meta.url);
+    const moduleName = planned.module ?? planned.name;
+    if (registered.has(moduleName)) {
+      // Its module registered it along with another command; a module that forgot it still lists it.
+      if (!program.commands.some((c) => c.name() === planned.name)) registerNotBuilt(program, planned, `broken: module ${moduleName} does not register it`);
+      continue;
+    }
+    const moduleUrl = new URL(`./commands/${moduleName}.js`, import.meta.url);
     let module: CommandModule;
     try {
       module = (await import(moduleUrl.href)) as CommandModule;
     } catch (err) {
-      registerNotBuilt(program, planned, isMissingModule(err, moduleUrl) ? 'not yet built' : `broken: ${scrubSecrets(String((err as Error).message ?? err))}`);
+      const why = isMissingModule(err, moduleUrl) ? 'not yet built' : `broken: ${scrubSecrets(String((err as Error).message ?? err))}`;
+      registerNotBuilt(program, planned, why);
       continue;
     }
     if (typeof module.register !== 'function') {
@@ -97,6 +111,7 @@ export async function buildProgram(): Promise<Command> {
       continue;
     }
     module.register(program);
+    registered.add(moduleName);
   }
   return program;
 }

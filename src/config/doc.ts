@@ -67,9 +67,11 @@ export function optionsMarkdown(): string {
     '  defaults: { block-size: 4M, fsync: remote }',
     '```',
     '',
-    'Volumes are addressed as `swift://CONTAINER`, `swift://STORE/CONTAINER` (STORE: a store name, or the region of',
-    'one store), `s3://BUCKET`, `s3://STORE/BUCKET`, `mem://NAME` (in-process, for tests), or a bare container name on',
-    'the default store. Each part of a URL is %-decoded.',
+    'Volumes are addressed as `swift://CONTAINER`, `swift://STORE/CONTAINER` (STORE: a store name, the region of',
+    'one store, or `STORE@REGION`: a Keystone store in another region of its catalog, e.g. `swift://os@RegionTwo/pg`),',
+    '`swift://CONTAINER@REGION` (the same as `swift://REGION/CONTAINER`, e.g. `swift://pgdata@dr`), `s3://BUCKET`,',
+    '`s3://STORE/BUCKET`, `mem://NAME` (in-process, for tests), or a bare container name on the default store. Each',
+    'part of a URL is %-decoded (a container name holding `@` is written `%40`).',
     '',
   ];
   for (const scope of SCOPE_ORDER) {

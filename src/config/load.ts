@@ -204,6 +204,24 @@ export function parseOptionValue(spec: OptionSpec, raw: unknown, origin: string,
   }
 }
 
+/**
+ * A comma-separated list of region names (`dr`, `dr,backup`, `os@RegionTwo`): each a name as NAME_RE, optionally
+ * followed by "@" and a catalog region; spaces around commas are dropped, duplicates removed, order kept.
+ * Whether each region exists is checked where the configuration is known (src/region/regions.ts).
+ */
+export function parseRegionList(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split(',')) {
+    const name = raw.trim();
+    const [store, region, extra] = name.split('@');
+    if (name === '' || extra !== undefined || !NAME_RE.test(store!) || (region !== undefined && !NAME_RE.test(region))) {
+      throw new ValueError('region names separated by commas (a store name, a store\'s region, or STORE@REGION), e.g. dr or dr,backup');
+    }
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
 function parseStringValue(spec: OptionSpec, text: string, baseDir: string): string {
   if (text === '') throw new ValueError('a non-empty value');
   if (CONTROL_RE.test(text)) throw new ValueError('no control characters');
@@ -230,6 +248,8 @@ function parseStringValue(spec: OptionSpec, text: string, baseDir: string): stri
     }
     case 'path':
       return resolvePath(baseDir, text);
+    case 'regions':
+      return parseRegionList(text).join(',');
     default:
       return text;
   }

@@ -62,7 +62,7 @@ export interface OptionSpec {
   /** int: parse as octal (umask). */
   readonly octal?: boolean;
   /** string: extra syntax check. */
-  readonly format?: 'url' | 'name' | 'listen' | 'path';
+  readonly format?: 'url' | 'name' | 'listen' | 'path' | 'regions';
   /** The placeholder in --help (e.g. <file>). */
   readonly arg?: string;
   readonly help: string;
@@ -229,6 +229,10 @@ export const OPTIONS = [
     help: 'Swift storage policy of a new volume\'s container (it cannot be changed later). Unset: the cluster\'s default.',
   },
   {
+    name: 'replicas', type: 'string', scope: 'volume', volumeOpt: true, format: 'regions', arg: 'regions',
+    help: 'Regions to keep a replica of the volume in, comma-separated (a store name, a store\'s region, or STORE@REGION), e.g. dr or dr,backup. A read-write mount records them in the volume\'s regions record and replicates to every replica recorded there (see swiftfs replicate).',
+  },
+  {
     name: 'create', type: 'bool', scope: 'volume', volumeOpt: true, default: true,
     help: 'Create and format the volume when its container does not exist. With --no-create (-o create=false), only attach to an existing volume.',
   },
@@ -261,6 +265,10 @@ export const OPTIONS = [
   {
     name: 'read-only', type: 'bool', scope: 'mount', volumeOpt: true, default: false,
     help: 'Serve the volume read-only (does not take ownership; several hosts may do so at once).',
+  },
+  {
+    name: 'replica-drain-timeout', type: 'duration', scope: 'mount', volumeOpt: true, default: '1m', min: 0, max: 86_400_000,
+    help: 'On unmount, after the final commit, longest wait for the replicas to hold it too (0: do not wait). Past it the mount exits anyway; the next mount or swiftfs replicate catches the replicas up.',
   },
   {
     name: 'allow-other', type: 'bool', scope: 'mount', default: false,

@@ -1,11 +1,11 @@
 /**
- * Resolves names against a loaded Config: which store a name or region means, and which store and container a
+ * Resolves names against a loaded Config: which store a name, a region or STORE@REGION means, and which store and container a
  * volume address (./volume-url.ts) means once the default store and the volume's `store` option are applied.
  */
 
 import { ConfigError, type Config, type MemoryStoreConfig, type StoreConfig } from './load.js';
 import { findOption, type StoreKind } from './options.js';
-import { KIND_SCHEME, SCHEME_KIND, VolumeUrlError, checkContainerName, parseVolumeUrl, type VolumeRef } from './volume-url.js';
+import { KIND_SCHEME, SCHEME_KIND, VolumeUrlError, checkContainerName, encodeStoreRef, parseVolumeUrl, type VolumeRef } from './volume-url.js';
 import { parseDuration } from './values.js';
 
 function storeList(config: Config): string {
@@ -45,6 +45,44 @@ export function storeConfig(config: Config, name: string): StoreConfig {
   throw new ConfigError(`no store named ${JSON.stringify(name)} (stores: ${storeList(config)})`, 'store');
 }
 
+function keystoneStores(config: Config): StoreConfig[] {
+  return Object.values(config.stores).filter((s) => s.kind === 'swift' && s.auth.type === 'keystone');
+}
+
+/** `store` with its Keystone catalog region replaced by `region` (named STORE@REGION). */
+export function storeInCatalogRegion(store: StoreConfig, region: string): StoreConfig {
+  if (store.kind !== 'swift' || store.auth.type !== 'keystone') {
+    throw new ConfigError(`store ${store.name} is not a Keystone store: only Keystone catalogs have other regions (write the region's own store name)`, 'store');
+  }
+  if (store.storageUrl !== undefined) {
+    throw new ConfigError(`store ${store.name} has a fixed storage-url: it cannot reach region ${region} of its catalog (configure a store for that region)`, 'store');
+  }
+  return Object.freeze({ ...store, name: `${store.name}@${region}`, region });
+}
+
+/**
+ * The store a store reference means: a store name, the region of one store, STORE@REGION (Keystone store STORE
+ * in region REGION of its catalog), or a bare catalog region when exactly one Keystone store is configured.
+ * Throws ConfigError naming the choices.
+ */
+export function resolveStoreRef(config: Config, name: string): StoreConfig {
+  const at = name.indexOf('@');
+  if (at > 0) {
+    const storeName = name.slice(0, at);
+    const region = name.slice(at + 1);
+    if (region === '') throw new ConfigError(`region ${JSON.stringify(name)}: nothing after "@" (write STORE@REGION)`, 'store');
+    return storeInCatalogRegion(storeConfig(config, resolveStoreName(config, storeName)), region);
+  }
+  try {
+    return storeConfig(config, resolveStoreName(config, name));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const keystone = keystoneStores(config);
+    if (keystone.length === 1 && !(name in config.storeProblems)) return storeInCatalogRegion(keystone[0]!, name);
+    throw err;
+  }
+}
+
 /** An in-process memory store for mem:// addresses when the config names none. */
 function implicitMemoryStore(): MemoryStoreConfig {
   const tuningDefault = (name: string) => findOption(name)!.default!;
@@ -67,7 +105,8 @@ export interface ResolvedVolume {
 }
 
 /**
- * Resolves a volume address to its store and container. The store is, in order: the one the address names,
+ * Resolves a volume address to its store and container. The store (any store reference, see resolveStoreRef;
+ * STORE@REGION gives a store named so) is, in order: the one the address names,
  * `options.store` (the volume option), the default store. With a scheme, the store must be of that kind; when the
  * default store is of another kind, the only store of the scheme's kind is used.
  */
@@ -78,7 +117,7 @@ export function resolveVolume(config: Config, address: string | VolumeRef, optio
   let store: StoreConfig;
   const named = ref.store ?? options.store;
   if (named !== undefined) {
-    store = storeConfig(config, resolveStoreName(config, named));
+    store = resolveStoreRef(config, named);
   } else {
     const ofKind = wantKind === undefined ? [] : Object.values(config.stores).filter((s) => s.kind === wantKind);
     const defaultStore = config.defaultStore === undefined ? undefined : config.stores[config.defaultStore];
@@ -99,6 +138,6 @@ export function resolveVolume(config: Config, address: string | VolumeRef, optio
     if (err instanceof VolumeUrlError) throw new VolumeUrlError(`volume ${shown}: ${err.message}`);
     throw err;
   }
-  const url = `${KIND_SCHEME[store.kind]}://${encodeURIComponent(store.name)}/${encodeURIComponent(ref.container)}`;
+  const url = `${KIND_SCHEME[store.kind]}://${encodeStoreRef(store.name)}/${encodeURIComponent(ref.container)}`;
   return Object.freeze({ ref, store, container: ref.container, url });
 }

@@ -4,14 +4,19 @@
  * Grammar:
  *
  *   VOLUME  = SCHEME "://" [ STORE "/" ] NAME     swift://pgdata   swift://dr/pgdata   s3://backups/pgdata
+ *           | SCHEME "://" NAME "@" REGION        swift://pgdata@dr  (= swift://dr/pgdata)
  *           | NAME                                pgdata  (the container, on the default store)
  *   SCHEME  = "swift" | "s3" | "mem"              mem:// is an in-process store, for tests
- *   STORE   = a store name from the config, or the region of one store (swift://RegionTwo/pgdata)
+ *   STORE   = a store name from the config, or the region of one store (swift://RegionTwo/pgdata),
+ *             or STORE@REGION: a Keystone store in another region of its catalog (swift://os@RegionTwo/pgdata)
+ *   REGION  = anything STORE may be (a store name, a store's region, STORE@REGION; with one Keystone store,
+ *             a bare catalog region)
  *
- * Each segment of a URL is percent-decoded (swift://my%20data is the container "my data"; a bare NAME is taken
- * literally). There is at most one "/"
- * after the scheme, since container and bucket names never contain one; a trailing "/" is an error, not
- * ignored, so that "swift://dr/" is never read as the container "dr".
+ * "@" thus always says where: NAME@REGION is the volume NAME in region REGION, STORE@REGION the store STORE in
+ * region REGION of its catalog. Each segment of a URL is percent-decoded after it is split (swift://my%20data is
+ * the container "my data"; a container whose name holds "@" is written %40; a bare NAME is taken literally).
+ * There is at most one "/" after the scheme, since container and bucket names never contain one; a trailing "/"
+ * is an error, not ignored, so that "swift://dr/" is never read as the container "dr".
  *
  * Names: a Swift container is 1..256 bytes of UTF-8 without "/" or control characters, and not "." or "..";
  * an S3 bucket follows the DNS rules (3..63 of a-z 0-9 . -, starting and ending with a letter or digit, no
@@ -26,7 +31,7 @@ export type VolumeScheme = 'swift' | 's3' | 'mem';
 export interface VolumeRef {
   /** Undefined for a bare name: the kind of whichever store is chosen. */
   readonly scheme: VolumeScheme | undefined;
-  /** Store name or region, when the address names one. */
+  /** Store name, region or STORE@REGION, when the address names one (NAME@REGION gives REGION here). */
   readonly store: string | undefined;
   readonly container: string;
 }
@@ -85,6 +90,19 @@ function isWellFormed(text: string): boolean {
   return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text);
 }
 
+/** Throws VolumeUrlError unless `ref` is a store reference: NAME or NAME@REGION (letters, digits, "._-"). */
+function checkStoreRef(ref: string, what: string, show: string): void {
+  const parts = ref.split('@');
+  if (parts.length > 2 || parts.some((p) => !STORE_RE.test(p))) {
+    throw new VolumeUrlError(`volume ${show}: ${what} ${JSON.stringify(ref)} must be a store name or region, or STORE@REGION (letters, digits, ".", "_" and "-")`);
+  }
+}
+
+/** A store reference as written in a URL ("@" kept as is, everything else %-encoded). */
+export function encodeStoreRef(ref: string): string {
+  return encodeURIComponent(ref).replaceAll('%40', '@');
+}
+
 function decode(segment: string, what: string, input: string): string {
   try {
     return decodeURIComponent(segment);
@@ -125,11 +143,24 @@ export function parseVolumeUrl(input: string): VolumeRef {
     store = decode(segments[0]!, 'store name', input);
     containerSegment = segments[1]!;
     if (store === '') throw new VolumeUrlError(`volume ${show}: the store name before "/" is empty`);
-    if (!STORE_RE.test(store)) throw new VolumeUrlError(`volume ${show}: store ${JSON.stringify(store)} must be letters, digits, ".", "_" and "-"`);
+    checkStoreRef(store, 'store', show);
     if (containerSegment === '') throw new VolumeUrlError(`volume ${show}: the container name after "/" is empty (no trailing "/")`);
   } else {
     containerSegment = segments[0]!;
     if (containerSegment === '') throw new VolumeUrlError(`volume ${show}: the container name is empty`);
+  }
+  const at = containerSegment.indexOf('@');
+  if (at >= 0) {
+    // NAME@REGION: the volume NAME in region REGION (a literal "@" in a container name is written %40).
+    if (store !== undefined) {
+      throw new VolumeUrlError(`volume ${show}: the region is given twice (write ${scheme}://STORE/CONTAINER or ${scheme}://CONTAINER@REGION; an "@" in a container name is written %40)`);
+    }
+    const region = decode(containerSegment.slice(at + 1), 'region', input);
+    containerSegment = containerSegment.slice(0, at);
+    if (containerSegment === '') throw new VolumeUrlError(`volume ${show}: the container name before "@" is empty`);
+    if (region === '') throw new VolumeUrlError(`volume ${show}: the region after "@" is empty (write ${scheme}://CONTAINER@REGION)`);
+    checkStoreRef(region, 'region', show);
+    store = region;
   }
   const container = decode(containerSegment, 'container name', input);
   try {
@@ -142,9 +173,9 @@ export function parseVolumeUrl(input: string): VolumeRef {
   return { scheme, store, container };
 }
 
-/** The canonical text of a volume address (percent-encoding what needs it). */
+/** The canonical text of a volume address (percent-encoding what needs it; the store before "/"). */
 export function formatVolumeUrl(ref: VolumeRef): string {
   const container = encodeURIComponent(ref.container);
   if (ref.scheme === undefined) return ref.container;
-  return `${ref.scheme}://${ref.store === undefined ? '' : `${encodeURIComponent(ref.store)}/`}${container}`;
+  return `${ref.scheme}://${ref.store === undefined ? '' : `${encodeStoreRef(ref.store)}/`}${container}`;
 }

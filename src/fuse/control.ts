@@ -7,9 +7,10 @@
  *   <id>.json   {pid, startTime, mountpoint, volume, store, socket, logFile, startedAt}
  *   <id>.sock   HTTP+JSON on a unix socket (mode 0600):
  *                 GET  /status              the daemon's status (MountStatus)
- *                 POST /unmount[?lazy=1]    flush everything, unmount, close the volume, exit. The answer is
- *                                           a stream of JSON lines ({state, dirtyBytes, ...} every 500 ms)
- *                                           ending with {state: "done"} or {state: "error", message}.
+ *                 POST /unmount[?lazy=1]    flush everything, unmount, close the volume, wait (bounded) for
+ *                                           the replicas, exit. The answer is a stream of JSON lines ({state,
+ *                                           dirtyBytes, replicas, ...} every 500 ms) ending with
+ *                                           {state: "done"} or {state: "error", message}.
  *
  * `<id>` is derived from the mount point (sha256, 16 hex digits), so the socket of a mount point is known
  * without reading anything. `swiftfs status`, `swiftfs unmount` and the plugin use `listMounts` / `controlRequest`.
@@ -192,10 +193,13 @@ export function controlRequest<T = unknown>(socket: string, method: 'GET' | 'POS
 // ------------------------------------------------------------------ server
 
 export interface UnmountProgress {
-  state: 'flushing' | 'unmounting' | 'closing' | 'done' | 'error' | 'busy';
+  /** replicating: the volume is closed; the daemon waits (bounded) for its replicas to hold the final commit. */
+  state: 'flushing' | 'unmounting' | 'closing' | 'replicating' | 'done' | 'error' | 'busy';
   dirtyBytes?: number;
   uploadsQueued?: number;
   uploadsActive?: number;
+  /** While replicating: each replica's lag. */
+  replicas?: { replica: string; lagSeconds: number; lagBytes: number }[];
   message?: string;
 }
 

@@ -15,6 +15,11 @@
  *  - an uncaught error: logged; the process exits 1 and the kernel's mount turns dead (ENOTCONN) until the
  *    next mount cleans it up. Nothing acknowledged is lost: it is in the WAL or the store.
  *
+ * Regions (src/region/README.md): a read-write mount replicates the volume to the replicas its regions record
+ * names (and records those its `replicas` option names first), fences old homes left pending by a failover, and
+ * shows the replicas' lag in its status and metrics. At the end, once the volume is closed, it waits up to
+ * `replica-drain-timeout` for the replicas to hold the final commit (state "replicating"), then exits.
+ *
  * Never touch the mount from this process (see mount.ts): everything here works on the store, the cache
  * directory, the run directory and /proc.
  */
@@ -24,11 +29,14 @@ import { resolve as resolvePath } from 'node:path';
 import type { Server } from 'node:http';
 import type { Config } from '../config/load.js';
 import { resolveVolume } from '../config/resolve.js';
-import { describeStore, openStore } from '../store/open.js';
+import { describeStore, openStoreConfig } from '../store/open.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Logger } from '../log.js';
 import { componentLogger } from '../log.js';
 import { volumeMetrics, startMetricsServer, enableProcessMetrics, type VolumeMetrics } from '../metrics.js';
+import { regionNameOfStore } from '../region/regions.js';
+import { startMountRegionServices, type RegionServices, type RegionServicesStatus } from '../region/replication.js';
+import { replicationGauges } from '../region/replication-metrics.js';
 import { createFuseAdapter, type FuseAdapter } from './adapter.js';
 import { FuseMount, prepareMountpoint, mountAt } from './mount.js';
 import {
@@ -71,12 +79,14 @@ export interface MountStatus {
   store: string;
   storeDescription: string;
   host: string;
-  state: 'mounted' | 'flushing' | 'unmounting' | 'closing';
+  state: 'mounted' | 'flushing' | 'unmounting' | 'closing' | 'replicating';
   startedAt: string;
   logFile: string | null;
   options: { readOnly: boolean; fsync: string; cacheDir: string; cacheSize: number; allowOther: boolean; uid: number; gid: number; umask: number };
   volumeStatus: unknown;
   fuse: ReturnType<FuseAdapter['stats']>;
+  /** Replication and pending fences (read-write mounts; null for a read-only one). */
+  regions: RegionServicesStatus | null;
 }
 
 class BusyError extends Error {
@@ -157,7 +167,7 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
   if (other && other.pid !== process.pid) throw new Error(`${mountpoint} is already served by swiftfs pid ${other.pid} (${other.volume})`);
   await prepareMountpoint(mountpoint, componentLogger(opts.log, 'mount'), async (dir) => (await findMount(runDir, dir)) !== undefined);
 
-  const store = await openStore(config, resolved.store.name, { logger: opts.log });
+  const store = await openStoreConfig(resolved.store, { logger: opts.log });
   const mod = await import('../core/volume.js');
   let volume: VolumeInstance;
   try {
@@ -172,6 +182,7 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
     fs: volume,
     log: componentLogger(opts.log, 'fuse', { volume: resolved.url }),
     caller: { uid, gid },
+    owner: { uid: v.uid, gid: v.gid },
     umask,
     observer: { op: (op, result, seconds) => metrics.op(op, result, seconds), bytes: (op, n) => (op === 'read' ? metrics.read(n) : metrics.written(n)) },
     debugOps: opts.log.isLevelEnabled('debug'),
@@ -185,6 +196,9 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
     await store.close().catch(() => undefined);
     throw err;
   }
+
+  // ---------------------------------------------------------------- regions: replication, pending fences
+  const regions = startRegions(config, volume, store, resolved, log);
 
   let state: MountStatus['state'] = 'mounted';
   const startedAt = new Date().toISOString();
@@ -201,6 +215,7 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
     options: { readOnly: v.readOnly, fsync: v.fsync, cacheDir: v.cacheDir, cacheSize: v.cacheSize, allowOther: v.allowOther, uid, gid, umask },
     volumeStatus: volume.status(),
     fuse: adapter.stats(),
+    regions: regions?.services.status() ?? null,
   });
 
   // ---------------------------------------------------------------- the end, in one place
@@ -223,7 +238,8 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
       log.info({ why }, 'stopping: committing everything to the store');
       progressTimer = setInterval(() => {
         const s = volume.status();
-        const p = { state: state as UnmountProgress['state'], dirtyBytes: s.dirtyBytes, uploadsQueued: s.uploadsQueued, uploadsActive: s.uploadsActive };
+        const replicas = state === 'replicating' ? regions?.services.status().replicas.map((r) => ({ replica: `${r.target.region}/${r.target.container}`, lagSeconds: r.lagSeconds, lagBytes: r.lagBytes })) : undefined;
+        const p = { state: state as UnmountProgress['state'], dirtyBytes: s.dirtyBytes, uploadsQueued: s.uploadsQueued, uploadsActive: s.uploadsActive, ...(replicas ? { replicas } : {}) };
         progress(p);
         if (state === 'flushing') log.info(p, 'still committing');
       }, 500);
@@ -260,6 +276,10 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
           log.error({ err }, 'closing the volume failed: uncommitted changes stay in the local write-ahead log for the next mount');
         }
         if (abandon) code = 1;
+        if (regions) {
+          state = 'replicating';
+          await regions.stop(abandon ? 0 : v.replicaDrainTimeout, abandoned);
+        }
         await store.close().catch(() => undefined);
         await removeRegistration(runDir, mountpoint);
         log.info({ exitCode: code, abandoned: abandon }, 'stopped');
@@ -309,6 +329,7 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
   } catch (err) {
     log.error({ err }, 'cannot set up the control socket or metrics; unmounting');
     await mount.unmount({ lazyIfBusy: true }).catch(() => undefined);
+    await regions?.stop(0, abandoned);
     await volume.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     await removeRegistration(runDir, mountpoint);
@@ -356,4 +377,59 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
   metricsServer?.close();
   if (await mountAt(mountpoint).then((m) => m?.fsType === 'fuse.swiftfs')) log.warn('the mount point is still mounted (lazy detach pending)');
   return code;
+}
+
+/**
+ * The region services of a read-write mount (null for a read-only one), with their metrics, and the end: stop
+ * after waiting up to `drainMs` for the replicas to hold the final commit, logging progress every 5 s.
+ */
+function startRegions(
+  config: Config,
+  volume: VolumeInstance,
+  store: ObjectStore,
+  resolved: ReturnType<typeof resolveVolume>,
+  log: Logger,
+): { services: RegionServices; stop(drainMs: number, abandoned: Promise<void>): Promise<void> } | null {
+  if (config.volume.readOnly) return null;
+  const regionLog = componentLogger(log, 'regions');
+  const region = resolved.ref.store ?? regionNameOfStore(config, resolved.store);
+  const services = startMountRegionServices(config, { volume, store, region }, {
+    logger: regionLog,
+    replicas: config.volume.replicas?.split(',').filter((r) => r !== '') ?? [],
+  });
+  const gauges = replicationGauges(resolved.url);
+  const publish = setInterval(() => gauges.publish(services.status().replicas), 5000);
+  publish.unref();
+  return {
+    services,
+    async stop(drainMs, abandoned) {
+      clearInterval(publish);
+      const replicas = services.status().replicas;
+      if (drainMs > 0 && replicas.length > 0) {
+        const started = Date.now();
+        regionLog.info({ replicas: replicas.length, timeoutMs: drainMs }, 'waiting for the replicas to hold the final commit');
+        const progress = setInterval(() => {
+          const now = services.status().replicas.map((r) => ({ replica: `${r.target.region}/${r.target.container}`, state: r.state, at: r.replicatedSeq, of: r.sourceSeq, lagSeconds: Math.round(r.lagSeconds), lagBytes: r.lagBytes, ...(r.lastError ? { lastError: r.lastError } : {}) }));
+          regionLog.info({ replicas: now, waitedMs: Date.now() - started }, 'still replicating the final commit');
+        }, 5000);
+        progress.unref();
+        let timer: NodeJS.Timeout | undefined;
+        const outcome = await Promise.race([
+          services.drain(drainMs).then(
+            () => 'caught-up' as const,
+            (err: unknown) => (err as Error).message,
+          ),
+          abandoned.then(() => 'abandoned' as const),
+          new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), drainMs + 1000))),
+        ]);
+        clearTimeout(timer);
+        clearInterval(progress);
+        if (outcome === 'caught-up') regionLog.info({ ms: Date.now() - started }, 'the replicas hold the final commit');
+        else regionLog.warn({ outcome, waitedMs: Date.now() - started }, 'the replicas may not hold the final commit yet: the next mount (or swiftfs replicate) catches them up');
+      }
+      gauges.publish(services.status().replicas);
+      await Promise.race([services.stop(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+      gauges.remove();
+    },
+  };
 }

@@ -46,6 +46,15 @@ export interface BackendVolume {
   deleting?: boolean;
   bytesUsed?: number;
   objectCount?: number;
+  /**
+   * The container's part in the volume's regions (src/region/README.md): its home (also a volume that never had
+   * replicas), a replica another region's writer keeps up to date, or an old home fenced by a relocation.
+   */
+  role?: 'home' | 'replica' | 'retired';
+  /** Where a relocation moved the volume (read from the fence left in an old home; inspect only). */
+  relocatedTo?: { region: string; container: string } | null;
+  /** The volume's regions record (inspect only): its home and the replicas recorded. */
+  regions?: { home: { region: string; container: string }; replicas: { region: string; container: string; mode: string }[] };
 }
 
 export interface VolumeBackend {
@@ -67,6 +76,12 @@ export interface VolumeBackend {
   list(signal: AbortSignal): Promise<BackendVolume[]>;
   /** Marks the volume as being deleted (fast; other hosts stop listing it). */
   markDeleting(location: VolumeLocation, signal: AbortSignal): Promise<void>;
+  /**
+   * Where the volume of `known` (same UUID) lives now, when a relocation moved it: follows the fence left in the
+   * old home, or — when the old home does not answer (a failover) — looks for the container holding its UUID
+   * that another region took it over into. Null when it did not move (or its new home cannot be found here).
+   */
+  findHome(known: { name: string; uuid: string; location: VolumeLocation }, signal: AbortSignal): Promise<BackendVolume | null>;
   /** Deletes every object and then the container. Resumable; resolves when the container is gone. */
   destroy(location: VolumeLocation, signal: AbortSignal): Promise<void>;
   /** Releases connections. */

@@ -14,12 +14,18 @@
  *  - A mount process that dies while containers use the volume is restarted at the same path (by the health
  *    check, and on plugin start); a live one found on start is re-adopted.
  *  - Calls on one volume are serialised; calls on different volumes run concurrently.
+ *  - Regions: a volume relocated to another region (`swiftfs relocate`, with its containers stopped) is
+ *    followed at the next Mount: the old home's fence names the new one (or, when the old home does not
+ *    answer, the container another region took it over into), the record's location is updated and the volume
+ *    is mounted from there. A replica is never mounted read-write. Status shows the region, the replicas and,
+ *    while mounted, their lag.
  */
 
 import { mkdirSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isUnreachable, type BackendVolume, type VolumeBackend } from './backend.js';
 import type { MountRunner, MountStats } from './mount-runner.js';
+import { volumeUrl } from './mount-process.js';
 import type { WireVolume } from './protocol.js';
 import type { PluginLogger, VolumeDriver } from './server.js';
 import { silentLogger } from './server.js';
@@ -376,7 +382,11 @@ export class SwiftfsDriver implements VolumeDriver {
         await this.reconcileNow(record);
       }
       if (record.process === undefined) {
-        if (record.draining !== undefined && this.runner.isAlive(record.draining)) {
+        if (record.draining !== undefined && this.runner.isAlive(record.draining) && (await this.drainingOnlyReplicates(record))) {
+          // The previous mount process has closed the volume (committed, ownership released) and only waits for
+          // its replicas: the new mount may start (its replicator takes the replicas over when that one ends).
+          this.log.info({ name, pid: record.draining.pid }, 'the previous mount process is only replicating its last commit; mounting anyway');
+        } else if (record.draining !== undefined && this.runner.isAlive(record.draining)) {
           // The last user's data is still being uploaded by the previous mount process; wait for it (bounded).
           // Leave the mount itself at least half of what is left.
           const wait = budget.left() / 2;
@@ -569,10 +579,50 @@ export class SwiftfsDriver implements VolumeDriver {
     return join(this.config.cacheRoot, record.uuid);
   }
 
+  /** True when the draining mount process of `record` has closed its volume and only waits for its replicas. */
+  private async drainingOnlyReplicates(record: VolumeRecord): Promise<boolean> {
+    const stats = await withDeadline('reading mount stats', 2_000, () => this.runner.stats(record, this.cacheDir(record))).catch(() => undefined);
+    return stats?.state === 'replicating';
+  }
+
+  /**
+   * When the volume was relocated (its recorded home is fenced, or does not answer and another region took it
+   * over), points the record at its new home. Returns the store check of the location to mount from.
+   */
+  private async followRelocation(record: VolumeRecord, check: StoreCheck, budget: CallBudget): Promise<StoreCheck> {
+    const moved = check.volume?.role === 'retired' || (check.error !== undefined && check.error.startsWith('store unreachable'));
+    if (!moved) return check;
+    let home: BackendVolume | null;
+    try {
+      home = await withDeadline(`looking for the new home of volume ${record.name}`, Math.max(1_000, budget.left() / 3), (signal) => this.backend.findHome(record, signal));
+    } catch (err) {
+      if (check.volume?.role === 'retired') throw new DriverError(`volume ${record.name} was relocated${check.volume.relocatedTo ? ` to region ${check.volume.relocatedTo.region}` : ''}, and its new home cannot be used from this host: ${message(err)}`, { cause: err });
+      return check; // unreachable, and no new home found: the mount reports the store's problem
+    }
+    if (home === null) {
+      if (check.volume?.role === 'retired') {
+        throw new DriverError(`volume ${record.name} was relocated${check.volume.relocatedTo ? ` to region ${check.volume.relocatedTo.region} (container ${check.volume.relocatedTo.container})` : ''}, and its new home is not found from this host`);
+      }
+      return check;
+    }
+    this.log.info({ name: record.name, from: record.location, to: home.location }, 'volume was relocated: mounting it from its new home');
+    record.location = home.location;
+    record.lastError = undefined;
+    this.storeChecks.delete(record.name);
+    await this.state.save();
+    return this.checkStore(record, new CallBudget(Math.max(1_000, budget.left() / 4)));
+  }
+
   private async startMount(record: VolumeRecord, budget: CallBudget): Promise<void> {
     // Refuse early, with a clear message, a volume that another host holds (the mount process would refuse too).
     this.storeChecks.delete(record.name);
-    const check = await this.checkStore(record, new CallBudget(budget.left() / 4));
+    let check = await this.checkStore(record, new CallBudget(budget.left() / 4));
+    check = await this.followRelocation(record, check, budget);
+    if (check.volume?.role === 'replica') {
+      throw new DriverError(
+        `volume ${record.name} here (${record.location.store}/${record.location.container}) is a replica kept up to date from its home region${check.volume.regions ? ` ${check.volume.regions.home.region}` : ''}; relocate it to this region first (swiftfs relocate, with --failover if its home is gone)`,
+      );
+    }
     const holder = check.volume?.holder;
     if (holder?.live) {
       throw new DriverError(`volume ${record.name} is in use by ${describeHolder(holder)}; stop its containers there first`);
@@ -644,12 +694,15 @@ export class SwiftfsDriver implements VolumeDriver {
             ? 'uploading the changes of the last use'
             : (stats?.health ?? (record.lastError !== undefined ? record.lastError : 'ok'));
     const location: VolumeLocation = record.location;
+    const regions = regionsStatus(check.volume, stats);
     const status: Record<string, unknown> = {
       uuid: record.uuid,
+      url: volumeUrl(record),
       backend: location.backend,
       store: location.store,
       ...(location.region !== undefined ? { region: location.region } : {}),
       container: location.container,
+      ...regions,
       mounted: mountedOk,
       mounts: refs,
       health,
@@ -669,4 +722,35 @@ export class SwiftfsDriver implements VolumeDriver {
 
 export function describeHolder(holder: { host: string; pid?: number; since?: string; live: boolean }): string {
   return `host ${holder.host}${holder.pid !== undefined ? ` (pid ${holder.pid})` : ''}${holder.since !== undefined ? ` since ${holder.since}` : ''}${holder.live ? '' : ' (lease expired)'}`;
+}
+
+/**
+ * The regions part of a volume's Status: its role here, where a relocation moved it, its home and replicas as
+ * recorded, and — while mounted (the mount process replicates) — each replica's state and lag.
+ */
+export function regionsStatus(volume: BackendVolume | null | undefined, stats: MountStats | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (volume?.role !== undefined && volume.role !== 'home') out['role'] = volume.role;
+  if (volume?.relocatedTo) out['relocatedTo'] = `${volume.relocatedTo.region}/${volume.relocatedTo.container}`;
+  const live = stats?.replication;
+  if (live !== undefined) {
+    out['mountedFromRegion'] = live.region;
+    if (live.home) out['home'] = `${live.home.region}/${live.home.container}`;
+    out['replicas'] = live.replicas.map((r) => ({
+      replica: `${r.region}/${r.container}`,
+      mode: r.mode,
+      state: r.state,
+      lagSeconds: r.lagSeconds,
+      lagBytes: r.lagBytes,
+      replicatedSeq: r.replicatedSeq,
+      sourceSeq: r.sourceSeq,
+      lastSyncAt: r.lastSyncAt,
+      ...(r.lastError ? { lastError: r.lastError } : {}),
+    }));
+    if (live.note) out['replication'] = live.note;
+  } else if (volume?.regions) {
+    out['home'] = `${volume.regions.home.region}/${volume.regions.home.container}`;
+    out['replicas'] = volume.regions.replicas.map((r) => ({ replica: `${r.region}/${r.container}`, mode: r.mode, state: 'not replicating from this host (not mounted here)' }));
+  }
+  return out;
 }

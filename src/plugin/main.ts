@@ -21,7 +21,8 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/load.js';
 import { componentLogger, loggerFromConfig, type Logger } from '../log.js';
 import { Volume } from '../core/volume.js';
-import { openStore } from '../store/open.js';
+import { openStoreConfig } from '../store/open.js';
+import { resolveStoreRef } from '../config/resolve.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { SwiftfsDriver } from './driver.js';
 import { ProcessMountRunner } from './mount-process.js';
@@ -74,7 +75,8 @@ export async function startPlugin(options: PluginRunOptions): Promise<RunningPlu
   const open = (name: string): Promise<ObjectStore> => {
     let store = stores.get(name);
     if (store === undefined) {
-      store = openStore(config, name, { logger: log });
+      // A store name, or STORE@REGION (a Keystone store in another region of its catalog).
+      store = Promise.resolve().then(() => openStoreConfig(resolveStoreRef(config, name), { logger: log }));
       stores.set(name, store);
       store.catch(() => stores.delete(name));
     }

@@ -17,7 +17,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KIND_SCHEME } from '../config/volume-url.js';
 import { findOption } from '../config/options.js';
-import type { MountRunner, MountStats, StartMountRequest, StopResult } from './mount-runner.js';
+import type { MountReplication, MountRunner, MountStats, StartMountRequest, StopResult } from './mount-runner.js';
 import { mountAt, processAlive, processStartTime } from './mount-runner.js';
 import type { MountProcessRecord, VolumeRecord } from './state.js';
 
@@ -303,9 +303,12 @@ export class ProcessMountRunner implements MountRunner {
   async stats(record: VolumeRecord, cacheDir: string): Promise<MountStats | undefined> {
     try {
       const { controlRequest, defaultRunDir, socketPath } = await import('../fuse/control.js');
-      const status = await controlRequest<{ volumeStatus?: ControlVolumeStatus }>(socketPath(defaultRunDir(), record.mountpoint), 'GET', '/status', { timeoutMs: 1500 });
+      const status = await controlRequest<{ volumeStatus?: ControlVolumeStatus; state?: string; regions?: ControlRegionsStatus | null }>(socketPath(defaultRunDir(), record.mountpoint), 'GET', '/status', { timeoutMs: 1500 });
       const v = status.volumeStatus;
-      if (v !== undefined && typeof v.dirtyBytes === 'number') return statsFromVolumeStatus(v);
+      if (v !== undefined && typeof v.dirtyBytes === 'number') {
+        const replication = replicationFromRegions(status.regions);
+        return { ...statsFromVolumeStatus(v), ...(status.state !== undefined ? { state: status.state } : {}), ...(replication ? { replication } : {}) };
+      }
     } catch {
       // not answering (starting, stopping, or an older mount command): fall back to the cache's size
     }
@@ -322,6 +325,38 @@ export interface ControlVolumeStatus {
   readOnlyReason?: string | null;
   health?: { state: string; lastError?: string; failingSince?: number };
   cache?: { diskBytes?: number; walBytes?: number };
+}
+
+/** The part of the daemon's regions status (RegionServicesStatus, src/region/replication.ts) the plugin reads. */
+export interface ControlRegionsStatus {
+  region: string;
+  home: { region: string; container: string } | null;
+  replicating: boolean;
+  note?: string;
+  replicas: { mode: string; target: { region: string; container: string }; state: string; lagSeconds: number; lagBytes: number; replicatedSeq: number; sourceSeq: number; lastSyncAt: number | null; lastError?: string }[];
+}
+
+/** What `docker volume inspect` shows of a mount's replication. */
+export function replicationFromRegions(r: ControlRegionsStatus | null | undefined): MountReplication | undefined {
+  if (r === null || r === undefined || typeof r.region !== 'string') return undefined;
+  return {
+    region: r.region,
+    home: r.home,
+    replicating: r.replicating,
+    ...(r.note !== undefined ? { note: r.note } : {}),
+    replicas: (r.replicas ?? []).map((st) => ({
+      region: st.target.region,
+      container: st.target.container,
+      mode: st.mode,
+      state: st.state,
+      lagSeconds: Math.round(st.lagSeconds * 10) / 10,
+      lagBytes: st.lagBytes,
+      replicatedSeq: st.replicatedSeq,
+      sourceSeq: st.sourceSeq,
+      lastSyncAt: st.lastSyncAt ? new Date(st.lastSyncAt).toISOString() : null,
+      ...(st.lastError ? { lastError: st.lastError } : {}),
+    })),
+  };
 }
 
 export function statsFromVolumeStatus(v: ControlVolumeStatus): MountStats {

@@ -30,6 +30,30 @@ export interface MountStats {
   uploadsQueued?: number;
   /** ISO time of the last commit to the store. */
   lastCommitAt?: string;
+  /** The mount daemon's state (mounted, flushing, ..., replicating: closed, waiting for its replicas). */
+  state?: string;
+  /** Where the mount replicates to, and each replica's lag (the daemon's regions status). */
+  replication?: MountReplication;
+}
+
+/** The part of a mount daemon's regions status the plugin shows (src/region/replication.ts). */
+export interface MountReplication {
+  region: string;
+  home: { region: string; container: string } | null;
+  replicating: boolean;
+  note?: string | undefined;
+  replicas: {
+    region: string;
+    container: string;
+    mode: string;
+    state: string;
+    lagSeconds: number;
+    lagBytes: number;
+    replicatedSeq: number;
+    sourceSeq: number;
+    lastSyncAt: string | null;
+    lastError?: string | undefined;
+  }[];
 }
 
 export type StopResult = 'done' | 'pending';

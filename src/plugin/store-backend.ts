@@ -13,18 +13,25 @@
  * Options of Create (`-o`): every option the table (src/config/options.ts) marks `volumeOpt`, validated by
  * resolveVolumeOptions, plus three addressing options of the plugin: `container` (container/bucket name),
  * `backend` (swift|s3: use the store of that kind) and `region` (the store serving that region; same as
- * `store=REGION`).
+ * `store=REGION`). `replicas=dr[,other]` must name regions this host's configuration knows, other than the
+ * volume's own; the mount processes record and replicate to them.
+ *
+ * Regions (src/region/README.md): a volume's containers in other regions carry the same labels, with the role
+ * label `swiftfs-region-role` (home, replica, retired). Lookups prefer the home; a replica is reported as one
+ * (the driver refuses to mount it read-write), and an old home fenced by a relocation names where the volume
+ * went (`relocatedTo`, followed by findHome).
  */
 
 import type { Config } from '../config/load.js';
 import { ConfigError, resolveVolumeOptions } from '../config/load.js';
-import { resolveVolume } from '../config/resolve.js';
+import { resolveStoreRef, resolveVolume } from '../config/resolve.js';
 import type { VolumeRef } from '../config/volume-url.js';
 import { FORMAT_KEY, UUID_LABEL, readFormat } from '../core/layout.js';
 import { Ownership, type OwnerRecord } from '../core/ownership.js';
 import { isStoreError, StoreErrorCode } from '../store/errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { listAll } from '../store/object-store.js';
+import { isFenceOwner, readRegions, ROLE_LABEL } from '../region/records.js';
 import type { BackendVolume, VolumeBackend, VolumeHolder, VolumeSpec } from './backend.js';
 import type { VolumeLocation } from './state.js';
 
@@ -163,6 +170,15 @@ export class StoreVolumeBackend implements VolumeBackend {
       ...(resolved.store.region !== undefined ? { region: resolved.store.region } : {}),
       container: resolved.container,
     };
+    if (rest['replicas'] !== undefined) {
+      // Syntax was checked by the table; here: every region is known to this host, and none is the volume's own.
+      const list = resolveVolumeOptions(this.config, { replicas: rest['replicas'] }, 'option').replicas?.split(',') ?? [];
+      for (const region of list) {
+        const store = resolveStoreRef(this.config, region);
+        if (store.name === resolved.store.name) throw new ConfigError(`option replicas: region ${region} is where volume ${name} lives (store ${store.name}); a replica must be in another region`, 'replicas');
+      }
+      rest['replicas'] = list.join(',');
+    }
     if (encodeOptions(rest).length > 256) throw new ConfigError('too many volume options to record with the volume (at most 256 characters)');
     return { name, location, options: rest };
   }
@@ -176,6 +192,9 @@ export class StoreVolumeBackend implements VolumeBackend {
         throw new Error(`container ${container} already holds the swiftfs volume ${existing.name}; choose another container (-o container=NAME)`);
       }
       if (existing.deleting) throw new Error(`volume ${spec.name} is being deleted; try again when it is gone`);
+      if (existing.role === 'replica') {
+        throw new Error(`container ${container} in ${spec.location.store} is a replica of volume ${spec.name}, kept up to date from its home region; to use the volume in this region, relocate it here first (swiftfs relocate VOLUME --to ${spec.location.store}, with --failover if its home is gone)`);
+      }
       return existing; // idempotent: adopt the volume as it is
     }
     const volumeOptions = resolveVolumeOptions(this.config, spec.options, 'option');
@@ -235,10 +254,18 @@ export class StoreVolumeBackend implements VolumeBackend {
       }
     }
     let holder: VolumeHolder | undefined;
+    let relocatedTo: BackendVolume['relocatedTo'];
+    let regions: BackendVolume['regions'];
     if (withHolder) {
-      const owner = await Ownership.read(store, location.container);
-      if (owner !== null && !owner.released) holder = this.holderOf(owner);
+      const [owner, record] = await Promise.all([Ownership.read(store, location.container), readRegions(store, location.container).catch(() => null)]);
+      if (isFenceOwner(owner)) relocatedTo = owner.fence.movedTo; // an old home: its "owner" is the fence, not a writer
+      else if (owner !== null && !owner.released) holder = this.holderOf(owner);
+      if (record !== null && record.uuid === uuid) {
+        regions = { home: { ...record.home }, replicas: record.replicas.map((r) => ({ region: r.region, container: r.container, mode: r.mode })) };
+      }
     }
+    const roleLabel = labels[ROLE_LABEL];
+    const role = relocatedTo !== undefined ? 'retired' : roleLabel === 'replica' || roleLabel === 'retired' ? roleLabel : 'home';
     const volume: BackendVolume = {
       name: labels[VOLUME_LABEL] ?? location.container,
       uuid,
@@ -249,6 +276,9 @@ export class StoreVolumeBackend implements VolumeBackend {
       ...(holder !== undefined ? { holder } : {}),
       ...(bytesUsed !== undefined ? { bytesUsed } : {}),
       ...(objectCount !== undefined ? { objectCount } : {}),
+      role,
+      ...(relocatedTo !== undefined ? { relocatedTo } : {}),
+      ...(regions !== undefined ? { regions } : {}),
     };
     return volume;
   }
@@ -264,7 +294,14 @@ export class StoreVolumeBackend implements VolumeBackend {
   }
 
   private locationIn(storeName: string, container: string): VolumeLocation {
-    const store = this.config.stores[storeName];
+    let store: { kind: VolumeLocation['backend']; region?: string | undefined } | undefined = this.config.stores[storeName];
+    if (store === undefined) {
+      try {
+        store = resolveStoreRef(this.config, storeName); // STORE@REGION
+      } catch {
+        store = undefined;
+      }
+    }
     return {
       backend: store?.kind ?? 'swift',
       store: storeName,
@@ -291,10 +328,46 @@ export class StoreVolumeBackend implements VolumeBackend {
         continue; // not a valid container name for this kind of store (e.g. an S3 bucket name)
       }
       const found = await abortable(signal, this.readVolume(store, this.locationIn(storeName, name), false));
-      if (found !== null && found.name === name && !found.deleting) return found;
+      if (found !== null && found.name === name && !found.deleting && found.role === 'home') return found;
     }
-    // Slow path: a volume whose container has another name (-o container=...), found by its label.
-    for (const volume of await this.list(signal)) if (volume.name === name) return volume;
+    // Slow path: a volume whose container has another name (-o container=...), found by its label; its home
+    // first, else a replica or an old home (reported as such: the driver does not mount those read-write).
+    const all = (await this.list(signal, true)).filter((v) => v.name === name);
+    return all.find((v) => v.role === 'home') ?? all.find((v) => v.role === 'retired') ?? all[0] ?? null;
+  }
+
+  async findHome(known: { name: string; uuid: string; location: VolumeLocation }, signal: AbortSignal): Promise<BackendVolume | null> {
+    let location = known.location;
+    let unreachable: unknown;
+    // Follow the fences: an old home names where the volume went (a chain when it moved several times).
+    for (let hop = 0; hop < 8; hop++) {
+      let here: BackendVolume | null;
+      try {
+        here = await this.inspect(location, signal);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        unreachable = err;
+        break;
+      }
+      if (here === null || here.uuid !== known.uuid) return null;
+      if (here.relocatedTo === undefined || here.relocatedTo === null) return hop === 0 ? null : here;
+      let storeName: string;
+      try {
+        storeName = resolveStoreRef(this.config, here.relocatedTo.region).name;
+      } catch (err) {
+        throw new Error(`volume ${known.name} was relocated to region ${here.relocatedTo.region}, which this host's configuration does not name (${(err as Error).message})`);
+      }
+      location = this.locationIn(storeName, here.relocatedTo.container);
+    }
+    if (unreachable === undefined) return null;
+    // The recorded home does not answer: a failover may have made another region its home. Look for the
+    // container holding its UUID with the home role (a replica that was taken over) in the other stores.
+    const others = this.storeNames().filter((n) => n !== known.location.store);
+    const candidates = (await this.list(signal, true, others)).filter((v) => v.uuid === known.uuid && v.role === 'home' && !(v.location.store === known.location.store && v.location.container === known.location.container));
+    for (const candidate of candidates) {
+      const checked = await this.inspect(candidate.location, signal).catch(() => null);
+      if (checked !== null && checked.uuid === known.uuid && checked.role === 'home' && checked.relocatedTo === undefined) return checked;
+    }
     return null;
   }
 
@@ -303,11 +376,22 @@ export class StoreVolumeBackend implements VolumeBackend {
     return abortable(signal, this.readVolume(store, location, false, true));
   }
 
-  async list(signal: AbortSignal): Promise<BackendVolume[]> {
+  /**
+   * Every swiftfs volume of the configured stores. Replicas and old homes are left out (they are the same volume
+   * as its home) unless `allRoles`, or unless no home of that name is seen (a region holding only a replica
+   * still lists the volume, as its copy).
+   */
+  async list(signal: AbortSignal, allRoles = false, only?: readonly string[]): Promise<BackendVolume[]> {
     const out: BackendVolume[] = [];
-    for (const storeName of this.storeNames()) {
+    for (const storeName of only ?? this.storeNames()) {
       const store = await this.opts.openStore(storeName);
-      const containers = await abortable(signal, store.listContainers());
+      let containers: string[];
+      try {
+        containers = await abortable(signal, store.listContainers());
+      } catch (err) {
+        if (only === undefined || signal.aborted) throw err;
+        continue; // a search of some stores (findHome) goes on without one that does not answer
+      }
       const queue = [...containers];
       const workers = Array.from({ length: Math.min(this.opts.scanConcurrency, queue.length) }, async () => {
         for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
@@ -315,18 +399,28 @@ export class StoreVolumeBackend implements VolumeBackend {
           const labels = await this.labelsOf(store, storeName, c);
           if (labels === null || labels[UUID_LABEL] === undefined || labels[VOLUME_LABEL] === undefined) continue;
           if (labels[DELETING_LABEL] !== undefined) continue;
+          const role = labels[ROLE_LABEL];
           out.push({
             name: labels[VOLUME_LABEL],
             uuid: labels[UUID_LABEL],
             createdAt: labels[CREATED_LABEL] ?? new Date(0).toISOString(),
             location: this.locationIn(storeName, c),
             options: decodeOptions(labels[OPTIONS_LABEL]),
+            role: role === 'replica' || role === 'retired' ? role : 'home',
           });
         }
       });
       await abortable(signal, Promise.all(workers));
     }
-    return out;
+    if (allRoles) return out;
+    const homes = new Set(out.filter((v) => v.role === 'home').map((v) => v.name));
+    const seen = new Set<string>();
+    return out.filter((v) => {
+      if (v.role === 'home') return true;
+      if (homes.has(v.name) || seen.has(v.name)) return false;
+      seen.add(v.name);
+      return true;
+    });
   }
 
   private async labelsOf(store: ObjectStore, storeName: string, container: string): Promise<Record<string, string> | null> {

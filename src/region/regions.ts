@@ -9,8 +9,8 @@
  * resolves on another.
  */
 
-import { ConfigError, type Config, type StoreConfig } from '../config/load.js';
-import { resolveStoreName, storeConfig } from '../config/resolve.js';
+import type { Config, StoreConfig } from '../config/load.js';
+import { resolveStoreRef } from '../config/resolve.js';
 import { describeStore, openStoreConfig } from '../store/open.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Logger } from '../log.js';
@@ -23,42 +23,10 @@ export interface RegionRef {
   description: string;
 }
 
-function keystoneStores(config: Config): StoreConfig[] {
-  return Object.values(config.stores).filter((s) => s.kind === 'swift' && s.auth.type === 'keystone');
-}
-
-function withRegion(store: StoreConfig, region: string): StoreConfig {
-  if (store.kind !== 'swift' || store.auth.type !== 'keystone') {
-    throw new ConfigError(`store ${store.name} is not a Keystone store: only Keystone catalogs have other regions (write the region's own store name)`, 'store');
-  }
-  if (store.storageUrl !== undefined) {
-    throw new ConfigError(`store ${store.name} has a fixed storage-url: it cannot reach region ${region} of its catalog (configure a store for that region)`, 'store');
-  }
-  return Object.freeze({ ...store, name: `${store.name}@${region}`, region });
-}
-
 /** Resolves a region name against the configuration. Throws ConfigError naming the choices. */
 export function resolveRegion(config: Config, name: string): RegionRef {
-  const at = name.indexOf('@');
-  if (at > 0) {
-    const storeName = name.slice(0, at);
-    const region = name.slice(at + 1);
-    if (region === '') throw new ConfigError(`region ${JSON.stringify(name)}: nothing after "@" (write STORE@REGION)`, 'store');
-    const store = withRegion(storeConfig(config, resolveStoreName(config, storeName)), region);
-    return { name, store, description: describeStore(store) };
-  }
-  try {
-    const store = storeConfig(config, resolveStoreName(config, name));
-    return { name, store, description: describeStore(store) };
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    const keystone = keystoneStores(config);
-    if (keystone.length === 1 && !(name in config.storeProblems)) {
-      const store = withRegion(keystone[0]!, name);
-      return { name, store, description: describeStore(store) };
-    }
-    throw err;
-  }
+  const store = resolveStoreRef(config, name);
+  return { name, store, description: describeStore(store) };
 }
 
 /** The region name a store is known by: its region option when it has one no other store shares, else its name. */

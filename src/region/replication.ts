@@ -6,9 +6,14 @@
  *    journal head in memory, so lag counts from the commit); one StoreReplicationMonitor per target in "store"
  *    mode (Swift container sync, a global cluster, S3 replication), which only compares journal heads.
  *    status() gives the lag (seconds and bytes) per target for `swiftfs status` and `docker volume inspect`.
+ *    A target whose lease another replicator holds (a standalone `swiftfs replicate`, or the previous mount
+ *    still draining) is retried every `busyRetryMs` until that one lets go.
  *  - startRegionServices(config, ...): reads the volume's `.swiftfs/regions` record and starts replication to
- *    each replica it names, plus the watcher that fences old homes left pending by a failover. One call for a
- *    mount daemon after Volume.open.
+ *    each replica it names (and to replicas recorded later: the record is read again every minute), plus the
+ *    watcher that fences old homes left pending by a failover.
+ *  - startMountRegionServices(config, ...): what a read-write mount daemon calls after Volume.open: records the
+ *    replicas its `replicas` option names, then startRegionServices, in the background (the mount never waits
+ *    for another region); status() and stop({drain}) for `swiftfs status`, metrics and unmount.
  */
 
 import type { Config } from '../config/load.js';
@@ -20,8 +25,9 @@ import { silentLogger, type Logger } from '../core/log.js';
 import { findVolumeByUuid } from './find.js';
 import { readJournalHead } from './journal.js';
 import { Replicator, ReplicationError, segmentRefs, type ReplicationStatus } from './replicator.js';
-import { readRegions, type ReplicationMode, type VolumePlace } from './records.js';
-import { openRegion, sameRegion } from './regions.js';
+import { placeText, readRegions, type ReplicaPlace, type ReplicationMode, type VolumePlace } from './records.js';
+import { openRegion, resolveRegion, sameRegion } from './regions.js';
+import { addReplica, regionsOrDefault } from './volume-regions.js';
 import { watchPendingFences } from './fence.js';
 
 /** What replication needs of a mounted volume (core Volume fits). */
@@ -48,8 +54,10 @@ export interface ReplicationOptions {
   /** How often a store-mode monitor compares the heads (default 15 s). */
   monitorMs?: number;
   copyConcurrency?: number;
-  /** Called when a target stops for good (taken over, diverged, another replicator). */
+  /** Called when a target stops for good (taken over, diverged, another volume). */
   onFatal?: (target: string, err: Error) => void;
+  /** How long to wait before trying again a target another replicator holds (default 15 s). */
+  busyRetryMs?: number;
 }
 
 export interface ReplicationHandle {
@@ -100,6 +108,15 @@ export async function targetContainer(store: ObjectStore, uuid: string, fallback
   return found?.container ?? fallback;
 }
 
+/** The journal head of the volume, or undefined when it cannot tell (then the source's head in the store counts). */
+function volumeHead(volume: ReplicatedVolume): number | undefined {
+  try {
+    return volume.status().journalSeq;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts replication of a mounted volume to `targets`. */
 export function startReplication(
   source: { volume: ReplicatedVolume; store: ObjectStore; region: string },
@@ -109,7 +126,9 @@ export function startReplication(
   const log = opts.logger ?? silentLogger;
   const sourcePlace = { region: source.region, container: source.volume.container };
   const runners: TargetRunner[] = [];
-  const replicators: Replicator[] = [];
+  /** The live replicator of each swiftfs-mode target (replaced when a busy target is tried again). */
+  const live = new Set<Replicator>();
+  let stopping = false;
 
   for (const t of targets) {
     const mode = t.mode ?? 'swiftfs';
@@ -125,15 +144,57 @@ export function startReplication(
         runner = { label, status: () => monitor.status(), drain: (ms) => monitor.waitCaughtUp(ms), stop: async () => monitor.stop() };
         return;
       }
-      const rep = new Replicator({
-        source: { store: source.store, container: source.volume.container, region: source.region },
-        target: { store: t.store, container, region: t.region },
-        logger: log,
-        ...(opts.copyConcurrency ? { copyConcurrency: opts.copyConcurrency } : {}),
-      });
-      replicators.push(rep);
-      rep.start(opts.pollMs ?? 5000, (err) => opts.onFatal?.(label, err));
-      runner = { label, status: () => rep.status(), drain: (ms) => rep.drain({ timeoutMs: ms, seq: source.volume.status().journalSeq }), stop: () => rep.stop() };
+      const targetContainerName = container;
+      let rep: Replicator | null = null;
+      let waiting: string | undefined;
+      let retryTimer: NodeJS.Timeout | null = null;
+      const launch = (): void => {
+        retryTimer = null;
+        if (stopping) return;
+        const r = new Replicator({
+          source: { store: source.store, container: source.volume.container, region: source.region },
+          target: { store: t.store, container: targetContainerName, region: t.region },
+          logger: log,
+          ...(opts.copyConcurrency ? { copyConcurrency: opts.copyConcurrency } : {}),
+        });
+        rep = r;
+        live.add(r);
+        const head = volumeHead(source.volume);
+        if (head !== undefined) r.noteSourceHead(head);
+        r.start(opts.pollMs ?? 5000, (err) => {
+          live.delete(r);
+          if (err.reason === 'busy' && !stopping) {
+            // Another replicator writes this replica (a standalone `swiftfs replicate`, a mount still draining
+            // elsewhere): not an end, a wait. Try again until its lease is released or expires.
+            waiting = err.message;
+            const retry = opts.busyRetryMs ?? 15_000;
+            log.warn({ target: label, err: err.message, retryInMs: retry }, 'replication: another replicator holds this replica; waiting for it');
+            retryTimer = setTimeout(() => {
+              waiting = undefined;
+              launch();
+            }, retry);
+            retryTimer.unref();
+            return;
+          }
+          opts.onFatal?.(label, err);
+        });
+      };
+      launch();
+      runner = {
+        label,
+        status: () => {
+          const st = rep!.status();
+          return waiting ? { ...st, state: 'error', lastError: `waiting: ${waiting}` } : st;
+        },
+        drain: async (ms) => {
+          if (waiting || !rep) throw new Error(`replication to ${label} is not running (${waiting ?? 'not started'})`);
+          return rep.drain({ timeoutMs: ms, ...optionalSeq(volumeHead(source.volume)) });
+        },
+        stop: async () => {
+          if (retryTimer) clearTimeout(retryTimer);
+          await rep?.stop();
+        },
+      };
     })().catch((err: unknown) => {
       setupError = (err as Error).message;
       log.error({ target: label, err: setupError }, 'replication: cannot start');
@@ -155,17 +216,12 @@ export function startReplication(
   }
 
   // Wake the replicators on every commit (the journal head moves in memory).
-  let lastSeq = source.volume.status().journalSeq;
+  let lastSeq = volumeHead(source.volume);
   const watcher = setInterval(() => {
-    let seq: number;
-    try {
-      seq = source.volume.status().journalSeq;
-    } catch {
-      return;
-    }
-    if (seq !== lastSeq) {
+    const seq = volumeHead(source.volume);
+    if (seq !== undefined && seq !== lastSeq) {
       lastSeq = seq;
-      for (const r of replicators) r.noteSourceHead(seq);
+      for (const r of live) r.noteSourceHead(seq);
     }
   }, opts.watchMs ?? 100);
   watcher.unref();
@@ -177,10 +233,15 @@ export function startReplication(
       if (stopOpts.drain) {
         await Promise.all(runners.map((r) => r.drain(stopOpts.timeoutMs ?? 600_000).catch((err: unknown) => log.warn({ target: r.label, err: (err as Error).message }, 'replication: could not drain before stopping'))));
       }
+      stopping = true;
       clearInterval(watcher);
       await Promise.all(runners.map((r) => r.stop().catch(() => undefined)));
     },
   };
+}
+
+function optionalSeq(seq: number | undefined): { seq?: number } {
+  return seq === undefined ? {} : { seq };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -315,60 +376,254 @@ export class StoreReplicationMonitor {
 // One call for a mount daemon
 // ---------------------------------------------------------------------------------------------------------------
 
+/** What `swiftfs status`, metrics and the plugin show of a mount's regions. */
+export interface RegionServicesStatus {
+  /** The region the volume is mounted from. */
+  region: string;
+  /** The volume's home as its regions record names it (null: no record yet, or not read yet). */
+  home: VolumePlace | null;
+  /** True when this mount replicates (it is mounted from the recorded home, read-write). */
+  replicating: boolean;
+  /** Why it does not replicate, or what went wrong setting it up. */
+  note?: string | undefined;
+  replicas: ReplicationStatus[];
+  pendingFences: boolean;
+}
+
 export interface RegionServices {
-  replication: ReplicationHandle | null;
   /** Replication and pending fences, for a status endpoint. */
-  status(): { region: string; replicas: ReplicationStatus[]; pendingFences: boolean };
+  status(): RegionServicesStatus;
+  /** Waits (bounded) until every replica holds the volume's journal as it is now. */
+  drain(timeoutMs: number): Promise<ReplicationStatus[]>;
   stop(opts?: { drain?: boolean; timeoutMs?: number }): Promise<void>;
+}
+
+function replicaKey(r: ReplicaPlace): string {
+  return `${r.region}\u0000${r.container}\u0000${r.mode}`;
 }
 
 /**
  * Starts what a read-write mount of a volume owes its regions: replication to each replica its regions record
  * names (resolved through this host's configuration; one a host cannot resolve is logged and skipped), and the
  * watcher that applies pending fences. `region` is the name of the store the volume is mounted from
- * (regionNameOfStore). Returns at once; failures are logged and shown in status().
+ * (regionNameOfStore). The record is read again every `recordPollMs` (default 60 s): replicas added later (by
+ * `swiftfs replicate`) are started, removed ones stopped. Returns at once; failures are logged and shown in
+ * status().
  */
 export async function startRegionServices(
   config: Config,
   mounted: { volume: ReplicatedVolume; store: ObjectStore; region: string },
-  opts: ReplicationOptions = {},
+  opts: ReplicationOptions & { recordPollMs?: number } = {},
 ): Promise<RegionServices> {
   const log = opts.logger ?? silentLogger;
-  const regions = await readRegions(mounted.store, mounted.volume.container).catch(() => null);
-  const opened: ObjectStore[] = [];
+  const opened = new Map<string, ObjectStore>();
   const openByName = async (name: string): Promise<ObjectStore> => {
-    const { store } = await openRegion(config, name);
-    opened.push(store);
+    let store = opened.get(name);
+    if (!store) {
+      store = (await openRegion(config, name)).store;
+      opened.set(name, store);
+    }
     return store;
   };
-  let replication: ReplicationHandle | null = null;
-  if (regions && regions.uuid === mounted.volume.uuid) {
-    if (!sameRegion(config, regions.home.region, mounted.region)) {
-      log.warn({ home: regions.home.region, mountedFrom: mounted.region }, 'this volume is mounted from a region that is not its recorded home; not replicating (relocate it to make this region its home)');
-    } else {
-      const targets: ReplicationTargetSpec[] = [];
-      for (const r of regions.replicas) {
-        try {
-          targets.push({ region: r.region, store: await openByName(r.region), container: r.container, mode: r.mode });
-        } catch (err) {
-          log.error({ replica: r.region, err: (err as Error).message }, 'replication: this host cannot reach the replica region (not configured?); skipped');
-        }
-      }
-      if (targets.length) replication = startReplication(mounted, targets, opts);
+  /** One replication per recorded replica, by replicaKey. */
+  const running = new Map<string, { place: ReplicaPlace; handle: ReplicationHandle }>();
+  const unreachable = new Map<string, ReplicationStatus>();
+  let home: VolumePlace | null = null;
+  let replicating = false;
+  let note: string | undefined;
+  let stopped = false;
+
+  const sync = async (): Promise<void> => {
+    const regions = await readRegions(mounted.store, mounted.volume.container);
+    if (stopped) return;
+    if (!regions || regions.uuid !== mounted.volume.uuid) {
+      home = null;
+      replicating = false;
+      note = 'no replicas recorded (swiftfs replicate VOLUME --to REGION, or the replicas option)';
+      return;
     }
-  }
+    home = regions.home;
+    if (!sameRegion(config, regions.home.region, mounted.region)) {
+      if (replicating || note === undefined) log.warn({ home: regions.home.region, mountedFrom: mounted.region }, 'this volume is mounted from a region that is not its recorded home; not replicating (relocate it to make this region its home)');
+      replicating = false;
+      note = `mounted from ${mounted.region}, but the volume's recorded home is ${placeText(regions.home)}: not replicating`;
+      for (const [key, r] of running) {
+        running.delete(key);
+        await r.handle.stop().catch(() => undefined);
+      }
+      return;
+    }
+    replicating = true;
+    note = regions.replicas.length === 0 ? 'no replicas recorded' : undefined;
+    const wanted = new Map(regions.replicas.filter((r) => !sameRegion(config, r.region, mounted.region)).map((r) => [replicaKey(r), r] as const));
+    for (const [key, r] of running) {
+      if (wanted.has(key)) continue;
+      log.info({ replica: placeText(r.place) }, 'replication: the replica is no longer recorded; stopping replication to it');
+      running.delete(key);
+      await r.handle.stop().catch(() => undefined);
+    }
+    for (const [key, r] of wanted) {
+      if (running.has(key)) continue;
+      let store: ObjectStore;
+      try {
+        store = await openByName(r.region);
+      } catch (err) {
+        if (!unreachable.has(key)) log.error({ replica: r.region, err: (err as Error).message }, 'replication: this host cannot reach the replica region (not configured?); skipped');
+        unreachable.set(key, placeholderStatus({ region: mounted.region, container: mounted.volume.container }, r, r.mode, 'error', `region ${r.region} is not usable on this host: ${(err as Error).message}`));
+        continue;
+      }
+      unreachable.delete(key);
+      if (stopped) return;
+      log.info({ replica: placeText(r), mode: r.mode }, 'replication: starting');
+      running.set(key, { place: r, handle: startReplication(mounted, [{ region: r.region, store, container: r.container, mode: r.mode }], opts) });
+    }
+  };
+
+  await sync().catch((err: unknown) => {
+    note = `cannot read the regions record: ${(err as Error).message}`;
+    log.warn({ err: (err as Error).message }, 'regions: cannot read the regions record (will retry)');
+  });
+  const poll = setInterval(() => {
+    sync().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'regions: cannot read the regions record (will retry)'));
+  }, opts.recordPollMs ?? 60_000);
+  poll.unref();
+
   let pending = true;
   const watcher = watchPendingFences({ store: mounted.store, container: mounted.volume.container }, openByName, { logger: log });
   void watcher.done.then(() => {
     pending = false;
   });
+  const statuses = (): ReplicationStatus[] => [...[...running.values()].flatMap((r) => r.handle.status()), ...unreachable.values()];
   return {
-    replication,
-    status: () => ({ region: mounted.region, replicas: replication?.status() ?? [], pendingFences: pending }),
+    status: () => ({ region: mounted.region, home, replicating, note, replicas: statuses(), pendingFences: pending }),
+    drain: async (timeoutMs) => (await Promise.all([...running.values()].map((r) => r.handle.drain(timeoutMs)))).flat(),
     async stop(stopOpts = {}) {
+      stopped = true;
+      clearInterval(poll);
       watcher.stop();
-      await replication?.stop(stopOpts);
-      await Promise.all(opened.map((s) => s.close().catch(() => undefined)));
+      await Promise.all([...running.values()].map((r) => r.handle.stop(stopOpts)));
+      await Promise.all([...opened.values()].map((s) => s.close().catch(() => undefined)));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What a mount daemon starts
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface MountRegionOptions extends ReplicationOptions {
+  /** Regions the mount's `replicas` option names: recorded as replicas (in the home's record) before starting. */
+  replicas?: readonly string[];
+  /** Bound of looking a new replica's container up by UUID in its region (default 10 s). */
+  lookupTimeoutMs?: number;
+  recordPollMs?: number;
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${Math.round(ms / 1000)} s`)), ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Records the replicas a mount was asked for (the `replicas` option) in the volume's regions record, when the
+ * volume is mounted from its home (or has no record yet) and the record does not name them already. A replica's
+ * container is the one holding the volume's UUID in that region, else the volume's container name. Returns the
+ * regions it added. Throws ConfigError for a region this host's configuration does not know.
+ */
+export async function recordReplicas(
+  config: Config,
+  mounted: { volume: ReplicatedVolume; store: ObjectStore; region: string },
+  replicas: readonly string[],
+  opts: { logger?: Logger; lookupTimeoutMs?: number } = {},
+): Promise<string[]> {
+  const log = opts.logger ?? silentLogger;
+  for (const name of replicas) resolveRegion(config, name); // a typo is an error, before anything is written
+  const homePlace = { region: mounted.region, container: mounted.volume.container };
+  let rec = await regionsOrDefault(mounted.store, homePlace, mounted.volume.uuid);
+  if (!sameRegion(config, rec.home.region, mounted.region)) return [];
+  const added: string[] = [];
+  for (const name of replicas) {
+    if (sameRegion(config, name, mounted.region)) {
+      log.info({ replica: name }, 'replicas option: this region is the volume\'s home; no replica there');
+      continue;
+    }
+    if (rec.replicas.some((r) => sameRegion(config, r.region, name))) continue;
+    let container = mounted.volume.container;
+    let store: ObjectStore | undefined;
+    try {
+      store = (await openRegion(config, name)).store;
+      container = await withTimeout(targetContainer(store, mounted.volume.uuid, mounted.volume.container), opts.lookupTimeoutMs ?? 10_000, `looking the volume up in region ${name}`);
+    } catch (err) {
+      log.warn({ replica: name, err: (err as Error).message }, `replicas option: cannot look the volume up in region ${name}; recording container ${container}`);
+    } finally {
+      await store?.close().catch(() => undefined);
+    }
+    rec = await addReplica(mounted.store, rec.home, mounted.volume.uuid, { region: name, container }, 'swiftfs');
+    log.info({ replica: `${name}/${container}` }, 'replicas option: recorded a new replica of the volume');
+    added.push(name);
+  }
+  return added;
+}
+
+/**
+ * For a read-write mount daemon, after Volume.open: records the `replicas` option's regions, then starts the
+ * region services, all in the background (the mount does not wait for any region). status() answers at once;
+ * stop({drain}) waits (bounded) for the replicas to hold the final commit.
+ */
+export function startMountRegionServices(
+  config: Config,
+  mounted: { volume: ReplicatedVolume; store: ObjectStore; region: string },
+  opts: MountRegionOptions = {},
+): RegionServices {
+  const log = opts.logger ?? silentLogger;
+  let services: RegionServices | null = null;
+  let setupError: string | undefined;
+  let stopped = false;
+  const ready = (async () => {
+    if (opts.replicas && opts.replicas.length > 0) {
+      await recordReplicas(config, mounted, opts.replicas, { logger: log, ...(opts.lookupTimeoutMs !== undefined ? { lookupTimeoutMs: opts.lookupTimeoutMs } : {}) }).catch((err: unknown) => {
+        setupError = `cannot record the replicas ${opts.replicas!.join(', ')}: ${(err as Error).message}`;
+        log.error({ err: (err as Error).message }, 'replicas option: cannot record the replicas');
+      });
+    }
+    if (stopped) return;
+    const started = await startRegionServices(config, mounted, opts);
+    if (stopped) {
+      await started.stop();
+      return;
+    }
+    services = started;
+  })().catch((err: unknown) => {
+    setupError = (err as Error).message;
+    log.error({ err: setupError }, 'regions: cannot start the region services');
+  });
+  const waiting = (): RegionServicesStatus => ({
+    region: mounted.region,
+    home: null,
+    replicating: false,
+    note: setupError ?? 'starting',
+    replicas: (opts.replicas ?? []).map((r) => placeholderStatus({ region: mounted.region, container: mounted.volume.container }, { region: r, container: mounted.volume.container }, 'swiftfs', setupError ? 'error' : 'starting', setupError)),
+    pendingFences: false,
+  });
+  return {
+    status: () => {
+      const st = (services as RegionServices | null)?.status() ?? waiting();
+      return setupError && st.note === undefined ? { ...st, note: setupError } : st;
+    },
+    drain: async (timeoutMs) => {
+      await ready;
+      return (services as RegionServices | null)?.drain(timeoutMs) ?? [];
+    },
+    async stop(stopOpts = {}) {
+      stopped = true;
+      await ready;
+      await (services as RegionServices | null)?.stop(stopOpts);
     },
   };
 }

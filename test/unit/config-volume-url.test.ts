@@ -1,6 +1,6 @@
 /**
- * The volume address grammar (swift://[STORE/]CONTAINER, s3://[STORE/]BUCKET, mem://NAME, bare NAME), its
- * rejects, and resolving an address to a store of the configuration.
+ * The volume address grammar (swift://[STORE/]CONTAINER, swift://CONTAINER@REGION, STORE@REGION, s3://[STORE/]BUCKET,
+ * mem://NAME, bare NAME), its rejects, and resolving an address to a store of the configuration.
  */
 
 import assert from 'node:assert/strict';
@@ -40,7 +40,30 @@ describe('parseVolumeUrl', () => {
     assert.throws(() => parseVolumeUrl(`swift://${encodeURIComponent('é'.repeat(129))}`), /258 bytes/);
   });
 
+  it('reads NAME@REGION (the volume in a region) and STORE@REGION (a Keystone store in another catalog region)', () => {
+    assert.deepEqual(parseVolumeUrl('swift://data@dr'), { scheme: 'swift', store: 'dr', container: 'data' });
+    assert.deepEqual(parseVolumeUrl('swift://pg@os@RegionTwo'), { scheme: 'swift', store: 'os@RegionTwo', container: 'pg' });
+    assert.deepEqual(parseVolumeUrl('swift://os@RegionTwo/pg'), { scheme: 'swift', store: 'os@RegionTwo', container: 'pg' });
+    assert.deepEqual(parseVolumeUrl('s3://my-bucket@dr'), { scheme: 's3', store: 'dr', container: 'my-bucket' });
+    // A literal "@" in a container name is %-encoded; a bare name is taken literally.
+    assert.deepEqual(parseVolumeUrl('swift://a%40b'), { scheme: 'swift', store: undefined, container: 'a@b' });
+    assert.deepEqual(parseVolumeUrl('swift://dr/a%40b'), { scheme: 'swift', store: 'dr', container: 'a@b' });
+    assert.deepEqual(parseVolumeUrl('a@b'), { scheme: undefined, store: undefined, container: 'a@b' });
+    // Formatting puts the store before "/" and keeps its "@"; it reads back the same.
+    assert.equal(formatVolumeUrl(parseVolumeUrl('swift://data@dr')), 'swift://dr/data');
+    assert.equal(formatVolumeUrl(parseVolumeUrl('swift://os@RegionTwo/pg')), 'swift://os@RegionTwo/pg');
+    assert.equal(formatVolumeUrl(parseVolumeUrl('swift://dr/a%40b')), 'swift://dr/a%40b');
+    assert.deepEqual(parseVolumeUrl(formatVolumeUrl(parseVolumeUrl('swift://pg@os@RegionTwo'))), parseVolumeUrl('swift://os@RegionTwo/pg'));
+  });
+
   const rejects: [string, RegExp][] = [
+    ['swift://dr/pg@dr', /region is given twice/],
+    ['swift://@dr', /container name before "@" is empty/],
+    ['swift://pg@', /region after "@" is empty/],
+    ['swift://pg@a@b@c', /must be a store name or region, or STORE@REGION/],
+    ['swift://a@b@c/pg', /must be a store name or region, or STORE@REGION/],
+    ['swift://pg@b%20d', /region "b d" must be/],
+    ['swift://os@/pg', /must be a store name or region/],
     ['', /empty/],
     ['   ', /empty/],
     ['swift://', /container name is empty/],
@@ -123,6 +146,35 @@ default-store: home
     assert.throws(() => resolveVolume(config, 's3://home/my-bucket'), (err: unknown) => err instanceof ConfigError && /store home is a swift store, not s3 \(write swift:\/\/home\/my-bucket/.test(err.message));
     assert.throws(() => resolveVolume(config, 'swift://mars/pg'), /no store or region named "mars"/);
     assert.throws(() => resolveVolume(config, 'Bad_Bucket', { store: 's3a' }), (err: unknown) => err instanceof VolumeUrlError && /lowercase/.test(err.message));
+  });
+
+  it('resolves NAME@REGION like REGION/NAME, by store name or store region', () => {
+    assert.equal(resolveVolume(config, 'swift://pg@dr').store.name, 'dr');
+    assert.equal(resolveVolume(config, 'swift://pg@RegionTwo').url, 'swift://dr/pg');
+    assert.throws(() => resolveVolume(config, 'swift://pg@mars'), /no store or region named "mars"/);
+    assert.throws(() => resolveVolume(config, 'swift://home@RegionTwo/pg'), /not a Keystone store/);
+  });
+
+  it('resolves STORE@REGION to the Keystone store in that catalog region, and a bare catalog region with one Keystone store', () => {
+    const ksPath = join(dir, 'ks.yaml');
+    writeFileSync(
+      ksPath,
+      `stores:
+  os: { type: swift, auth: keystone, auth-url: "http://k/v3", username: u, password: pppp, project-name: p, region: RegionOne }
+  s3a: { type: s3, endpoint: "http://c", access-key-id: a, secret-access-key: ssss }
+default-store: os
+`,
+    );
+    chmodSync(ksPath, 0o600);
+    const ks = loadConfig({ env: {}, configFile: ksPath });
+    const two = resolveVolume(ks, 'swift://os@RegionTwo/pg');
+    assert.equal(two.store.name, 'os@RegionTwo');
+    assert.equal(two.store.region, 'RegionTwo');
+    assert.equal(two.url, 'swift://os@RegionTwo/pg');
+    assert.deepEqual(resolveVolume(ks, two.url).store, two.store, 'the canonical URL resolves to the same store');
+    assert.equal(resolveVolume(ks, 'swift://pg@RegionThree').store.name, 'os@RegionThree', 'bare catalog region, one Keystone store');
+    assert.equal(resolveVolume(ks, 'swift://pg').store.region, 'RegionOne');
+    assert.throws(() => resolveVolume(ks, 's3://s3a@x/my-bucket'), /not a Keystone store/);
   });
 
   it('mem:// works without any configured store', () => {

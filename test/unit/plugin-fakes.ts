@@ -95,6 +95,26 @@ export class FakeBackend implements VolumeBackend {
     this.containers.delete(location.container);
   }
 
+  async findHome(known: { name: string; uuid: string; location: VolumeLocation }, signal: AbortSignal): Promise<BackendVolume | null> {
+    await this.enter('findHome', signal);
+    let at = this.containers.get(known.location.container);
+    for (let hop = 0; at?.relocatedTo && hop < 8; hop++) at = this.containers.get(at.relocatedTo.container);
+    return at !== undefined && at.uuid === known.uuid && at.location.container !== known.location.container ? { ...at } : null;
+  }
+
+  /** Simulates `swiftfs relocate`: the volume in `from` is now in container `to` (same uuid), `from` is fenced. */
+  relocate(from: string, to: string, region = 'dr'): BackendVolume {
+    const v = this.containers.get(from);
+    if (!v) throw new Error(`no container ${from}`);
+    const moved: BackendVolume = { ...v, location: { ...v.location, store: region, container: to }, role: 'home' };
+    delete moved.relocatedTo;
+    this.containers.set(to, moved);
+    v.role = 'retired';
+    v.relocatedTo = { region, container: to };
+    delete v.holder;
+    return moved;
+  }
+
   setHolder(container: string, holder: VolumeHolder | undefined): void {
     const v = this.containers.get(container);
     if (!v) throw new Error(`no container ${container}`);

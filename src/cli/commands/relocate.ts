@@ -280,7 +280,7 @@ async function runReplicate(volume: string, flags: ReplicateFlags, cmd: Command)
   const { config, log: rootLog } = commandContext(cmd);
   const log = quietLogger(config, rootLog, 'replicate');
   const { resolveVolume } = await import('../../config/resolve.js');
-  const { openStore } = await import('../../store/open.js');
+  const { openStoreConfig } = await import('../../store/open.js');
   const { regionNameOfStore, openRegion } = await import('../../region/regions.js');
   const { readFormat } = await import('../../core/layout.js');
   const { Replicator, ReplicationError } = await import('../../region/replicator.js');
@@ -294,7 +294,7 @@ async function runReplicate(volume: string, flags: ReplicateFlags, cmd: Command)
   }
   const resolved = resolveVolume(config, volume, { store: config.volume.store });
   const sourceRegion = resolved.ref.store ?? regionNameOfStore(config, resolved.store);
-  const source = await openStore(config, resolved.store.name, { logger: log });
+  const source = await openStoreConfig(resolved.store, { logger: log });
   const target = await openRegion(config, flags.to, log);
   const say = (line: string): void => {
     process.stderr.write(`swiftfs replicate: ${line}\n`);

@@ -1,7 +1,8 @@
 /**
  * `swiftfs status [MOUNTPOINT] [--json]`: the swiftfs mounts running on this host (from the run directory),
  * each asked over its control socket: volume, store, state, cache use, dirty bytes, upload queue, last commit,
- * owner, backend health, open files. A daemon that does not answer is listed as such.
+ * owner, backend health, open files, and its regions: where it is mounted from and, per replica, the state, the
+ * lag (seconds and bytes behind) and the last error. A daemon that does not answer is listed as such.
  *
  * --json prints an array of the daemons' status objects (MountStatus in src/fuse/daemon.ts), with
  * `{mountpoint, pid, volume, error}` for one that did not answer.
@@ -41,6 +42,42 @@ interface VolumeStatusView {
   openHandles?: number;
 }
 
+interface ReplicaView {
+  mode?: string;
+  target?: { region: string; container: string };
+  state?: string;
+  lastError?: string;
+  sourceSeq?: number;
+  replicatedSeq?: number;
+  lagSeconds?: number;
+  lagBytes?: number;
+  recentMaxLagSeconds?: number;
+  lastSyncAt?: number | null;
+}
+
+interface RegionsView {
+  region?: string;
+  home?: { region: string; container: string } | null;
+  replicating?: boolean;
+  note?: string;
+  replicas?: ReplicaView[];
+  pendingFences?: boolean;
+}
+
+/** The regions lines of one mount: where it is mounted from, and one line per replica with its lag. */
+export function describeRegions(r: RegionsView | null | undefined): string[] {
+  if (!r) return [];
+  const lines: string[] = [];
+  const home = r.home ? `${r.home.region}/${r.home.container}` : null;
+  lines.push(`  region:  ${r.region ?? '?'}${home && r.home?.region !== r.region ? ` (recorded home: ${home})` : ''}${r.note ? `; ${r.note}` : ''}${r.pendingFences ? '; old homes still to fence' : ''}`);
+  for (const st of r.replicas ?? []) {
+    const lag = st.state === 'caught-up' ? 'caught up' : `lag ${(st.lagSeconds ?? 0).toFixed(1)} s, ${size(st.lagBytes)} behind`;
+    const seqs = `at #${st.replicatedSeq ?? -1} of #${st.sourceSeq ?? -1}`;
+    lines.push(`  replica: ${st.target?.region ?? '?'}/${st.target?.container ?? '?'}${st.mode === 'store' ? ' (kept by the store)' : ''}  ${st.state ?? '?'}, ${lag}, ${seqs}${st.recentMaxLagSeconds ? `, max lag ${st.recentMaxLagSeconds.toFixed(1)} s in the last minute` : ''}, last sync ${ago(st.lastSyncAt)}${st.lastError ? `  [${st.lastError}]` : ''}`);
+  }
+  return lines;
+}
+
 interface StatusView {
   pid: number;
   mountpoint: string;
@@ -52,6 +89,7 @@ interface StatusView {
   logFile?: string | null;
   options?: { cacheDir?: string; cacheSize?: number };
   volumeStatus?: VolumeStatusView;
+  regions?: RegionsView | null;
   error?: string;
 }
 
@@ -69,6 +107,7 @@ function describe(s: StatusView): string {
   lines.push(`  cache:   ${size(v.cache?.diskBytes)} objects + ${size(v.cache?.walBytes)} log on disk (limit ${size(s.options?.cacheSize)}), ${size(v.cache?.memoryBytes)} in memory; ${v.cache?.hits ?? 0} hits, ${v.cache?.misses ?? 0} misses  [${s.options?.cacheDir ?? '?'}]`);
   lines.push(`  dirty:   ${size(v.dirtyBytes)}   uploads: ${v.uploadsQueued ?? 0} queued, ${v.uploadsActive ?? 0} active   last commit: ${ago(v.lastCommitAt)} (journal #${v.journalSeq ?? 0})`);
   lines.push(`  files:   ${v.openHandles ?? 0} open${s.logFile ? `   log: ${s.logFile}` : ''}`);
+  lines.push(...describeRegions(s.regions));
   return lines.join('\n');
 }
 
@@ -76,7 +115,7 @@ export function register(program: Command): void {
   program
     .command('status')
     .usage('[MOUNTPOINT] [--json]')
-    .description('Show mounted volumes: volume, store, cache use, dirty bytes, upload queue, last commit, health')
+    .description('Show mounted volumes: volume, store, cache use, dirty bytes, upload queue, last commit, health, replica lag')
     .argument('[mountpoint]', 'only this mount')
     .option('--json', 'as JSON (an array, one object per mount)')
     .action(async (mountpointArg: string | undefined, opts: { json?: boolean }) => {

@@ -1,6 +1,7 @@
 /**
  * `swiftfs unmount MOUNTPOINT`: asks the mount's daemon (over its control socket) to commit everything to the
- * store, unmount and exit, and waits for it, showing progress when it takes more than a moment. A busy mount
+ * store, unmount and exit (after waiting, bounded, for the volume's replicas to hold the final commit), and waits
+ * for it, showing progress when it takes more than a moment. A busy mount
  * (open files, a shell's working directory) is refused unless --lazy.
  *
  * When no daemon answers (it crashed, or it was started by something else), it falls back to `fusermount -u`
@@ -38,7 +39,7 @@ export function register(program: Command): void {
         try {
           // A stopped or wedged daemon still accepts connections: ask something quick first.
           await controlRequest(reg.socket, 'GET', '/status', { timeoutMs: 5000 });
-          const last = await controlRequest<{ state: string; message?: string; dirtyBytes?: number; uploadsQueued?: number; uploadsActive?: number }>(
+          const last = await controlRequest<{ state: string; message?: string; dirtyBytes?: number; uploadsQueued?: number; uploadsActive?: number; replicas?: { replica: string; lagSeconds: number; lagBytes: number }[] }>(
             reg.socket,
             'POST',
             `/unmount${opts.lazy ? '?lazy=1' : ''}`,
@@ -49,6 +50,11 @@ export function register(program: Command): void {
                 if (p.state === 'flushing' && now - started > 1000 && now - lastShown >= 2000) {
                   lastShown = now;
                   process.stderr.write(`swiftfs unmount: committing to the store: ${mib(p.dirtyBytes)} dirty, ${p.uploadsQueued ?? 0} uploads queued, ${p.uploadsActive ?? 0} active (${Math.round((now - started) / 1000)} s)\n`);
+                }
+                if (p.state === 'replicating' && p.replicas?.length && now - lastShown >= 2000) {
+                  lastShown = now;
+                  const lags = p.replicas.map((r) => `${r.replica} ${r.lagSeconds.toFixed(0)} s / ${mib(r.lagBytes)} behind`).join(', ');
+                  process.stderr.write(`swiftfs unmount: committed; waiting for the replicas to hold it: ${lags} (${Math.round((now - started) / 1000)} s)\n`);
                 }
                 if (timeoutS > 0 && now - started > timeoutS * 1000) {
                   process.stderr.write(`swiftfs unmount: gave up waiting after ${timeoutS} s; the daemon (pid ${reg.pid}) keeps committing and unmounts when done\n`);

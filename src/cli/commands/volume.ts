@@ -28,16 +28,17 @@ interface Writer {
 
 /** The plugin's backend over the configured stores, plus a close() that releases every store it opened. */
 export async function openBackend(config: Config, log: Logger): Promise<{ backend: VolumeBackend; close(): Promise<void> }> {
-  const [{ StoreVolumeBackend }, { formatWithCore }, { openStore }] = await Promise.all([
+  const [{ StoreVolumeBackend }, { formatWithCore }, { openStoreConfig }, { resolveStoreRef }] = await Promise.all([
     import('../../plugin/store-backend.js'),
     import('../../plugin/main.js'),
     import('../../store/open.js'),
+    import('../../config/resolve.js'),
   ]);
   const stores = new Map<string, Promise<ObjectStore>>();
   const open = (name: string): Promise<ObjectStore> => {
     let store = stores.get(name);
     if (store === undefined) {
-      store = openStore(config, name, { logger: log });
+      store = Promise.resolve().then(() => openStoreConfig(resolveStoreRef(config, name), { logger: log }));
       stores.set(name, store);
     }
     return store;
