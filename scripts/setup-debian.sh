@@ -4,7 +4,8 @@
 # 1. Debian packages: OpenStack Swift 2.30.1 + memcached (the local/test object store), FUSE
 #    (libfuse2 for fuse-native, fuse3 for fusermount3), Docker (docker.io, busybox-static for offline
 #    test images), and the tools the tests and benchmarks use (sqlite3, postgresql-15, fio, rclone,
-#    s3fs, curl, git). The apt step is skipped at once when all of them are installed.
+#    s3fs, curl, git), and build-essential + python3 (npm ci builds fuse-native's patched C:
+#    scripts/build-fuse-native.mjs). The apt step is skipped at once when all of them are installed.
 # 2. npm ci (only when node_modules is missing or older than package-lock.json).
 # 3. npm run build (skipped when SWIFTFS_SETUP_SKIP_BUILD=1, e.g. by scripts/test.sh whose `npm test`
 #    builds anyway).
@@ -17,6 +18,7 @@ readonly REPO_ROOT
 readonly PACKAGES=(
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached
   libfuse2 fuse3 curl git sqlite3 postgresql-15 fio rclone s3fs docker.io busybox-static
+  build-essential python3
   # not pulled in without recommends, but wanted: TLS roots, and docker on AppArmor kernels
   ca-certificates apparmor
 )
@@ -145,6 +147,8 @@ install_node_modules() {
   if [[ -f $hidden && ! package-lock.json -nt $hidden && ! package.json -nt $hidden ]] &&
     [[ -d node_modules/typescript && -d node_modules/@aws-sdk/client-s3 ]]; then
     say "node_modules: up to date with package-lock.json"
+    # npm ci's postinstall builds fuse-native's patched C; make sure that build is there (fast when it is)
+    node scripts/build-fuse-native.mjs >/dev/null || die "building fuse-native's patched C failed (node scripts/build-fuse-native.mjs)"
     return 0
   fi
   say "npm ci ..."

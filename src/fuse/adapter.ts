@@ -18,15 +18,19 @@
  *   with the hidden name are answered through the handles. One difference from Linux remains: the directory
  *   that held such a file cannot be removed (ENOTEMPTY) until the file is closed, as with libfuse's own
  *   hidden files and NFS's .nfsXXXX files (see rmdir below).
- * - New files are owned by `caller` (fuse-native does not expose the calling process's uid/gid), with the
- *   mount's umask cleared from their mode on top of the caller's own umask (which the kernel applied).
+ * - New files, directories, nodes and symlinks are owned by the process that creates them (the patched
+ *   binding passes its uid/gid from fuse_get_context), unless the mount says otherwise (`owner`: --uid/--gid);
+ *   with the unpatched prebuild, by `caller` (the mounting user). The mount's umask is cleared from their mode
+ *   on top of the caller's own umask (which the kernel applied).
+ * - utimens may get 'omit' (leave that time as it is) or 'now' for either time (the patched binding sets
+ *   libfuse's flag_utime_omit_ok: `touch -m`, `touch -a`, `tar x` set only one time).
  */
 
 import { dirname } from 'node:path';
 import { ERRNO, FsError, errnoNameOf, toErrno } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { O_CREAT, O_RDWR, type Caller, type VolumeFs } from '../core/types.js';
-import type { FuseOps } from './native.js';
+import type { FuseCaller, FuseOps, FuseTime } from './native.js';
 import { attrToStat, toStatfsArray, type FuseStat } from './stat.js';
 
 /** Receives one observation per op (the daemon feeds Prometheus with it). */
@@ -40,8 +44,13 @@ export interface FuseOpObserver {
 export interface FuseAdapterOptions {
   fs: VolumeFs;
   log: Logger;
-  /** Owner of files, directories, nodes and symlinks created through the mount. */
+  /**
+   * Owner of files, directories, nodes and symlinks created through the mount when the binding does not say
+   * who the calling process is (the unpatched fuse-native prebuild).
+   */
   caller: Caller;
+  /** Owner of everything created through the mount, whoever creates it (--uid / --gid); per field. */
+  owner?: { uid?: number; gid?: number };
   /** Permission bits cleared from the mode of new files and directories (octal, e.g. 0o022). Default 0. */
   umask?: number;
   observer?: FuseOpObserver;
@@ -95,6 +104,8 @@ function baseName(path: string): string {
 
 export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
   const { fs, log, caller, observer } = options;
+  const ownerUid = options.owner?.uid;
+  const ownerGid = options.owner?.gid;
   const umask = (options.umask ?? 0) & 0o7777;
   const debugOps = options.debugOps === true;
   const coreFsyncdir = (fs as Partial<{ fsyncdir(path: string, datasync: boolean): Promise<void> }>).fsyncdir;
@@ -168,6 +179,11 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
   }
 
   const modeOf = (mode: number): number => mode & ~umask;
+
+  /** The owner of a new inode: the mount's override, else the calling process, else the mount's default. */
+  function ownerOf(from: FuseCaller | undefined): Caller {
+    return { uid: ownerUid ?? from?.uid ?? caller.uid, gid: ownerGid ?? from?.gid ?? caller.gid };
+  }
 
   /** The handle to answer for a hidden (unlinked, still open) path, if it is one. */
   function hiddenHandle(path: string): number | undefined {
@@ -260,10 +276,10 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
       run('open', path, cb, async () => [0, noteOpen(path, await fs.open(path, flags))]);
     },
 
-    create(path, mode, cb) {
+    create(path, mode, from, cb) {
       // fuse-native passes the mode only, not the open flags: the kernel sends CREATE only after a failed
       // lookup, and checks O_EXCL itself; the handle is opened read-write (the kernel enforces the access mode).
-      run('create', path, cb, async () => [0, noteOpen(path, await fs.create(path, modeOf(mode), O_CREAT | O_RDWR, caller))]);
+      run('create', path, cb, async () => [0, noteOpen(path, await fs.create(path, modeOf(mode), O_CREAT | O_RDWR, ownerOf(from)))]);
     },
 
     read(path, fh, buf, len, pos, cb) {
@@ -346,7 +362,14 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
 
     utimens(path, atime, mtime, cb) {
       run('utimens', path, cb, async () => {
-        await fs.utimens(path, atime, mtime);
+        if (atime === 'omit' && mtime === 'omit') return [0]; // utimensat(2): nothing changes, not even ctime
+        const now = Date.now();
+        // An omitted time keeps its value, read here: the kernel holds the inode's lock across a setattr, so no
+        // write through this name runs in between (through another hard link it could: its mtime may then be
+        // lost to ours, a window of microseconds).
+        const current = atime === 'omit' || mtime === 'omit' ? await statOf(path) : undefined;
+        const value = (t: FuseTime, kept: number | undefined): number => (t === 'now' ? now : t === 'omit' ? kept! : t);
+        await fs.utimens(path, value(atime, current?.atime), value(mtime, current?.mtime));
         return [0];
       });
     },
@@ -365,16 +388,16 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
       });
     },
 
-    mknod(path, mode, dev, cb) {
+    mknod(path, mode, dev, from, cb) {
       run('mknod', path, cb, async () => {
-        await fs.mknod(path, modeOf(mode), dev, caller);
+        await fs.mknod(path, modeOf(mode), dev, ownerOf(from));
         return [0];
       });
     },
 
-    mkdir(path, mode, cb) {
+    mkdir(path, mode, from, cb) {
       run('mkdir', path, cb, async () => {
-        await fs.mkdir(path, modeOf(mode), caller);
+        await fs.mkdir(path, modeOf(mode), ownerOf(from));
         return [0];
       });
     },
@@ -428,9 +451,9 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
       });
     },
 
-    symlink(target, path, cb) {
+    symlink(target, path, from, cb) {
       run('symlink', path, cb, async () => {
-        await fs.symlink(target, path, caller);
+        await fs.symlink(target, path, ownerOf(from));
         return [0];
       });
     },

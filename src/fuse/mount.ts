@@ -36,7 +36,16 @@ import { execFile } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Logger } from '../core/log.js';
-import { loadFuseNative, setUtimensFallbackHandler, type FuseInstance, type FuseNativeOptions, type FuseOps, type FuseTimeouts } from './native.js';
+import {
+  SWIFTFS_PATCH_LEVEL,
+  loadFuseNative,
+  setUtimensFallbackHandler,
+  type FuseBindingInfo,
+  type FuseInstance,
+  type FuseNativeOptions,
+  type FuseOps,
+  type FuseTimeouts,
+} from './native.js';
 
 export interface FuseMountOptions {
   /** Absolute path of the directory to mount on. */
@@ -271,6 +280,8 @@ export class FuseMount {
   readonly options: FuseMountOptions;
   private readonly log: Logger;
   private readonly fuse: FuseInstance;
+  /** The native binding serving this mount (patched, or the npm prebuild). */
+  readonly binding: FuseBindingInfo;
   private mounted = false;
   private watchTimer: NodeJS.Timeout | undefined;
 
@@ -278,7 +289,8 @@ export class FuseMount {
     this.mountpoint = resolvePath(options.mountpoint);
     this.options = options;
     this.log = log;
-    const { Fuse } = loadFuseNative();
+    const { Fuse, binding } = loadFuseNative();
+    this.binding = binding;
     setUtimensFallbackHandler(() => log.error('fuse-native utimens: cannot read mtime (unexpected binding layout); mtime is set to atime'));
     this.fuse = new Fuse(this.mountpoint, ops, buildFuseOptions(options).native);
   }
@@ -290,7 +302,13 @@ export class FuseMount {
       m.fuse.mount((err) => (err ? reject(new Error(`FUSE mount at ${m.mountpoint} failed: ${err.message}`, { cause: err })) : resolve()));
     });
     m.mounted = true;
-    log.info({ mountpoint: m.mountpoint, options: m.fuse._fuseOptions() }, 'mounted');
+    log.info({ mountpoint: m.mountpoint, options: m.fuse._fuseOptions(), binding: m.binding }, 'mounted');
+    if (m.binding.patchLevel < SWIFTFS_PATCH_LEVEL) {
+      log.warn(
+        { binding: m.binding.file, patchLevel: m.binding.patchLevel, want: SWIFTFS_PATCH_LEVEL },
+        'fuse-native is not built with swiftfs\'s patch (run: node scripts/build-fuse-native.mjs): setting only one of atime/mtime (touch -m, tar x) is ignored, and new files are owned by --uid/--gid or the mounting user, not by their creator',
+      );
+    }
     if (options.tuneKernel !== false) await m.tuneKernel();
     return m;
   }

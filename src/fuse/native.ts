@@ -1,14 +1,22 @@
 /**
  * The fuse-native binding (2.2.6, libfuse 2.9 high-level API), loaded lazily, typed, and corrected.
  *
- * fuse-native has no types and four defects that matter to a filesystem people trust, all checked against
- * its index.js / fuse-native.c and on a real mount (native-notes/fuse-native.md):
+ * swiftfs runs fuse-native's C built from source with our patch (native-notes/patches/, applied by
+ * scripts/build-fuse-native.mjs at `npm install`): the patched binding exports `swiftfs_patch_level`, and
+ *  - passes mtime to utimens with flags for UTIME_OMIT / UTIME_NOW, and sets libfuse's flag_utime_omit_ok,
+ *    so that setting only one of atime/mtime (touch -m, tar x, rsync -t) reaches us instead of being dropped;
+ *  - passes the calling process's uid/gid (fuse_get_context) to create, mkdir, mknod and symlink.
+ * The npm prebuild (unpatched) still works, with the old limits: `bindingInfo()` says which one is loaded and
+ * the daemon logs a warning for the prebuild.
+ *
+ * Defects of fuse-native's JS (and of the unpatched C) that matter to a filesystem people trust, all checked
+ * against its index.js / fuse-native.c and on a real mount (native-notes/fuse-native.md):
  *  1. `_op_fgetattr` calls `ops.getattr(path)`: the handle is dropped. Overridden to call `ops.fgetattr(path, fh)`.
- *  2. The C `utimens` dispatcher passes atime twice (`FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)`): mtime never
- *     reaches JS. The thread-locals struct it copies from is a Buffer that JS allocated (`_malloc`) and that
- *     is handed to every handler as its first argument; mtime sits right after atime in it. We read it from
- *     there, after checking that the atime field holds the atime we were given (so a different layout is
- *     detected, logged, and degrades to the old behaviour instead of reading garbage).
+ *  2. Unpatched binding only: the C `utimens` dispatcher passes atime twice (`FUSE_UINT64_TO_INTS_ARGV(l->atime,
+ *     5)`): mtime never reaches JS. The thread-locals struct it copies from is a Buffer that JS allocated
+ *     (`_malloc`) and that is handed to every handler as its first argument; mtime sits right after atime in
+ *     it. We read it from there, after checking that the atime field holds the atime we were given (so a
+ *     different layout is detected, logged, and degrades to the old behaviour instead of reading garbage).
  *  3. `_op_getxattr` copies the value into libfuse's buffer without checking its size and returns the full
  *     length (libfuse would then send bytes past its buffer); `_op_listxattr` likewise. Overridden to answer
  *     ERANGE when the caller's buffer is too small, and the exact size for a size query.
@@ -22,6 +30,15 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { toStatArray, type FuseStat } from './stat.js';
+
+/** A time given to utimens: ms since the epoch, or "leave it" (UTIME_OMIT), or "the current time" (UTIME_NOW). */
+export type FuseTime = number | 'omit' | 'now';
+
+/** The process that made a request (from fuse_get_context; only with the patched binding). */
+export interface FuseCaller {
+  uid: number;
+  gid: number;
+}
 
 /** A fuse-native op callback: a result code (0 or a negative errno, or a byte count for read/write) and a value. */
 export type FuseCallback<T = never> = [T] extends [never] ? (code: number) => void : (code: number, value?: T) => void;
@@ -39,11 +56,13 @@ export interface FuseOps {
   readdir?(path: string, cb: (code: number, names?: string[], stats?: FuseStat[]) => void): void;
   truncate?(path: string, size: number, cb: (code: number) => void): void;
   ftruncate?(path: string, fh: number, size: number, cb: (code: number) => void): void;
-  utimens?(path: string, atime: number, mtime: number, cb: (code: number) => void): void;
+  /** 'omit'/'now' only come from the patched binding (the prebuild's libfuse drops single-time updates). */
+  utimens?(path: string, atime: FuseTime, mtime: FuseTime, cb: (code: number) => void): void;
   readlink?(path: string, cb: (code: number, target?: string) => void): void;
   chown?(path: string, uid: number, gid: number, cb: (code: number) => void): void;
   chmod?(path: string, mode: number, cb: (code: number) => void): void;
-  mknod?(path: string, mode: number, dev: number, cb: (code: number) => void): void;
+  /** `caller` is undefined with the unpatched binding (also for create, mkdir, symlink). */
+  mknod?(path: string, mode: number, dev: number, caller: FuseCaller | undefined, cb: (code: number) => void): void;
   setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: (code: number) => void): void;
   /** Our shape (fixed): `size` is the caller's buffer size (0: a size query). */
   getxattr?(path: string, name: string, size: number, cb: (code: number, value?: Buffer) => void): void;
@@ -56,12 +75,12 @@ export interface FuseOps {
   write?(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
   release?(path: string, fh: number, cb: (code: number) => void): void;
   releasedir?(path: string, fh: number, cb: (code: number) => void): void;
-  create?(path: string, mode: number, cb: (code: number, fh?: number) => void): void;
+  create?(path: string, mode: number, caller: FuseCaller | undefined, cb: (code: number, fh?: number) => void): void;
   unlink?(path: string, cb: (code: number) => void): void;
   rename?(from: string, to: string, cb: (code: number) => void): void;
   link?(existing: string, newPath: string, cb: (code: number) => void): void;
-  symlink?(target: string, path: string, cb: (code: number) => void): void;
-  mkdir?(path: string, mode: number, cb: (code: number) => void): void;
+  symlink?(target: string, path: string, caller: FuseCaller | undefined, cb: (code: number) => void): void;
+  mkdir?(path: string, mode: number, caller: FuseCaller | undefined, cb: (code: number) => void): void;
   rmdir?(path: string, cb: (code: number) => void): void;
 }
 
@@ -104,6 +123,36 @@ export interface FuseNativeModule {
   Fuse: new (mountpoint: string, ops: FuseOps, opts: FuseNativeOptions) => FuseInstance;
   /** fuse-native's package version. */
   version: string;
+  /** Which binary was loaded, and what it can do. */
+  binding: FuseBindingInfo;
+}
+
+/** The loaded native binding. */
+export interface FuseBindingInfo {
+  /** The .node file node-gyp-build loaded (build/Release/fuse.node when built from source). */
+  file: string;
+  /** swiftfs's patch level of the C (0: the unpatched npm prebuild). */
+  patchLevel: number;
+  /** utimens sees UTIME_OMIT / UTIME_NOW (setting only one of atime/mtime works). */
+  singleTimeUpdate: boolean;
+  /** create/mkdir/mknod/symlink get the calling process's uid/gid. */
+  callerIdentity: boolean;
+}
+
+/** The patch level of native-notes/patches/ this code knows (scripts/build-fuse-native.mjs builds it). */
+export const SWIFTFS_PATCH_LEVEL = 1;
+
+/** Bits of the patched utimens' flags argument (fuse-native.c SWIFTFS_UTIME_*). */
+const UTIME_ATIME_OMIT = 1;
+const UTIME_ATIME_NOW = 2;
+const UTIME_MTIME_OMIT = 4;
+const UTIME_MTIME_NOW = 8;
+
+/** Decodes one time of the patched utimens. */
+export function decodeFuseTime(ms: number, flags: number, omitBit: number, nowBit: number): FuseTime {
+  if (flags & omitBit) return 'omit';
+  if (flags & nowBit) return 'now';
+  return ms;
 }
 
 /** Byte offsets in fuse-native 2.2.6's `fuse_thread_locals_t` on LP64 Linux (see the header comment). */
@@ -136,6 +185,7 @@ export function loadFuseNative(): FuseNativeModule {
   const require = createRequire(import.meta.url);
   let Base: any;
   let binding: any;
+  let bindingFile = 'unknown';
   let version = 'unknown';
   try {
     const pkgPath = require.resolve('fuse-native/package.json');
@@ -143,7 +193,9 @@ export function loadFuseNative(): FuseNativeModule {
     Base = require('fuse-native');
     // The same .node module fuse-native loaded (require caches it): for the op numbers.
     const requireFromFuse = createRequire(pkgPath);
-    binding = requireFromFuse('node-gyp-build')(dirname(pkgPath));
+    const gypBuild = requireFromFuse('node-gyp-build');
+    bindingFile = String(gypBuild.resolve(dirname(pkgPath)));
+    binding = gypBuild(dirname(pkgPath));
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const hint = /libfuse|\.so/.test(message)
@@ -156,17 +208,21 @@ export function loadFuseNative(): FuseNativeModule {
     process.emitWarning(`swiftfs was written against fuse-native 2.2.6, found ${version}`);
   }
   const opUtimens: number = binding.op_utimens;
+  const patchLevel = typeof binding.swiftfs_patch_level === 'number' ? (binding.swiftfs_patch_level as number) : 0;
+  const patched = patchLevel >= 1;
+  const callerOf = (uid: unknown, gid: unknown): FuseCaller | undefined =>
+    patched && typeof uid === 'number' && typeof gid === 'number' ? { uid, gid } : undefined;
 
   class FixedFuse extends Base {
     _utimensLocals: Buffer | null = null;
 
     constructor(mountpoint: string, ops: FuseOps, opts: FuseNativeOptions) {
       super(mountpoint, ops, opts);
-      // Fix 2: remember the thread-locals buffer of the utimens call being dispatched (ops run one at a time
-      // on the JS thread, and _op_utimens is called synchronously from this handler).
+      // Fix 2 (unpatched binding): remember the thread-locals buffer of the utimens call being dispatched (ops
+      // run one at a time on the JS thread, and _op_utimens is called synchronously from this handler).
       const handlers: ((...args: unknown[]) => unknown)[] = (this as any)._handlers;
       const original = handlers[opUtimens];
-      if (original) {
+      if (original && !patched) {
         handlers[opUtimens] = (nativeHandler: unknown, opCode: unknown, ...args: unknown[]) => {
           this._utimensLocals = Buffer.isBuffer(nativeHandler) ? nativeHandler : null;
           try {
@@ -216,8 +272,19 @@ export function loadFuseNative(): FuseNativeModule {
       });
     }
 
-    _op_utimens(signal: Signal, path: string, atimeLow: number, atimeHigh: number): void {
+    _op_utimens(signal: Signal, path: string, atimeLow: number, atimeHigh: number, mtimeLow?: number, mtimeHigh?: number, flags?: number): void {
       const atime = atimeLow + atimeHigh * 4294967296;
+      if (patched) {
+        const mtime = (mtimeLow ?? 0) + (mtimeHigh ?? 0) * 4294967296;
+        const f = flags ?? 0;
+        (this as any).ops.utimens(
+          path,
+          decodeFuseTime(atime, f, UTIME_ATIME_OMIT, UTIME_ATIME_NOW),
+          decodeFuseTime(mtime, f, UTIME_MTIME_OMIT, UTIME_MTIME_NOW),
+          (code: number) => signal(code),
+        );
+        return;
+      }
       let mtime = atime;
       const locals = this._utimensLocals;
       if (locals && locals.length >= LOCALS_MTIME_OFFSET + 8 && Number(locals.readBigUInt64LE(LOCALS_ATIME_OFFSET)) === atime) {
@@ -227,6 +294,23 @@ export function loadFuseNative(): FuseNativeModule {
         onUtimensFallback?.();
       }
       (this as any).ops.utimens(path, atime, mtime, (code: number) => signal(code));
+    }
+
+    // The caller's identity (patched binding): one more argument pair for the ops that create an inode.
+    _op_create(signal: Signal, path: string, mode: number, uid?: number, gid?: number): void {
+      (this as any).ops.create(path, mode, callerOf(uid, gid), (code: number, fh?: number) => signal(code, fh));
+    }
+
+    _op_mkdir(signal: Signal, path: string, mode: number, uid?: number, gid?: number): void {
+      (this as any).ops.mkdir(path, mode, callerOf(uid, gid), (code: number) => signal(code));
+    }
+
+    _op_mknod(signal: Signal, path: string, mode: number, dev: number, uid?: number, gid?: number): void {
+      (this as any).ops.mknod(path, mode, dev, callerOf(uid, gid), (code: number) => signal(code));
+    }
+
+    _op_symlink(signal: Signal, target: string, path: string, uid?: number, gid?: number): void {
+      (this as any).ops.symlink(target, path, callerOf(uid, gid), (code: number) => signal(code));
     }
 
     // Fix 3: size checks.
@@ -259,7 +343,11 @@ export function loadFuseNative(): FuseNativeModule {
     }
   }
 
-  loaded = { Fuse: FixedFuse as unknown as FuseNativeModule['Fuse'], version };
+  loaded = {
+    Fuse: FixedFuse as unknown as FuseNativeModule['Fuse'],
+    version,
+    binding: { file: bindingFile, patchLevel, singleTimeUpdate: patched, callerIdentity: patched },
+  };
   return loaded;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */

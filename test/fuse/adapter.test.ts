@@ -58,9 +58,9 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
     const [code] = await call(adapter.ops.getattr, '/missing');
     assert.equal(code, -2);
     assert.deepEqual(observed.at(-1), ['getattr', 'ENOENT']);
-    const [mk] = await call(adapter.ops.mkdir!, '/d', 0o777);
+    const [mk] = await call(adapter.ops.mkdir!, '/d', 0o777, undefined);
     assert.equal(mk, 0);
-    const [again] = await call(adapter.ops.mkdir!, '/d', 0o777);
+    const [again] = await call(adapter.ops.mkdir!, '/d', 0o777, undefined);
     assert.equal(again, -17);
     const [rm] = await call(adapter.ops.rmdir!, '/d');
     assert.equal(rm, 0);
@@ -82,19 +82,19 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
   });
 
   test('the mount umask is cleared from new files and directories', async () => {
-    const [c, fh] = await call<[number]>(adapter.ops.create!, '/masked', 0o100666);
+    const [c, fh] = await call<[number]>(adapter.ops.create!, '/masked', 0o100666, undefined);
     assert.equal(c, 0);
     assert.ok(fh >= 1);
     await call(adapter.ops.release!, '/masked', fh);
     const [, st] = await call<[{ mode: number }]>(adapter.ops.getattr, '/masked');
     assert.equal(st.mode & 0o777, 0o640);
-    await call(adapter.ops.mkdir!, '/maskdir', 0o777);
+    await call(adapter.ops.mkdir!, '/maskdir', 0o777, undefined);
     const [, dst] = await call<[{ mode: number }]>(adapter.ops.getattr, '/maskdir');
     assert.equal(dst.mode & 0o777, 0o750);
   });
 
   test('write copies libfuse\'s buffer before the core sees it', async () => {
-    const [, fh] = await call<[number]>(adapter.ops.create!, '/copied', 0o644);
+    const [, fh] = await call<[number]>(adapter.ops.create!, '/copied', 0o644, undefined);
     const buf = Buffer.from('original data');
     const done = call(adapter.ops.write!, '/copied', fh, buf, buf.length, 0);
     buf.fill(0x58); // libfuse reuses its buffer as soon as we answer; here, even before
@@ -117,7 +117,7 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
   });
 
   test('readdir lists . and .. first, with stats for every name', async () => {
-    await call(adapter.ops.mkdir!, '/lst', 0o755);
+    await call(adapter.ops.mkdir!, '/lst', 0o755, undefined);
     writeFileSync(join(root, 'lst', 'a'), 'a');
     const [code, names, stats] = await call<[string[], { mode: number; ino: number }[]]>(adapter.ops.readdir!, '/lst');
     assert.equal(code, 0);
@@ -128,8 +128,8 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
   });
 
   test('libfuse hiding an open file being unlinked becomes a real unlink; the handle keeps working', async () => {
-    await call(adapter.ops.mkdir!, '/h', 0o755);
-    const [, fh] = await call<[number]>(adapter.ops.create!, '/h/open', 0o644);
+    await call(adapter.ops.mkdir!, '/h', 0o755, undefined);
+    const [, fh] = await call<[number]>(adapter.ops.create!, '/h/open', 0o644, undefined);
     await call(adapter.ops.write!, '/h/open', fh, Buffer.from('kept'), 4, 0);
     const hiddenName = '/h/.fuse_hidden0000000a00000001';
     // libfuse first checks that the hidden name is free...
@@ -172,8 +172,8 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
   });
 
   test('open handles follow renames of their directories (so a later hide finds them)', async () => {
-    await call(adapter.ops.mkdir!, '/from', 0o755);
-    const [, fh] = await call<[number]>(adapter.ops.create!, '/from/f', 0o644);
+    await call(adapter.ops.mkdir!, '/from', 0o755, undefined);
+    const [, fh] = await call<[number]>(adapter.ops.create!, '/from/f', 0o644, undefined);
     await call(adapter.ops.rename!, '/from', '/to');
     const [ren] = await call(adapter.ops.rename!, '/to/f', '/to/.fuse_hidden0000000c00000001');
     assert.equal(ren, 0);
@@ -204,6 +204,58 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
     assert.ok(arr instanceof Uint32Array);
     assert.equal(arr.length, 11);
     assert.ok(arr[2]! > 0);
+  });
+
+  test('utimens: a value sets, "omit" keeps, "now" is the current time; both omitted changes nothing', async () => {
+    writeFileSync(join(root, 'times'), 't');
+    const times = async (): Promise<[number, number, number]> => {
+      const [code, st] = await call<[{ atime: number; mtime: number; ctime: number }]>(adapter.ops.getattr, '/times');
+      assert.equal(code, 0);
+      return [Math.round(st.atime), Math.round(st.mtime), st.ctime];
+    };
+    assert.equal((await call(adapter.ops.utimens!, '/times', 1_000_000_000_000, 1_700_000_000_000))[0], 0);
+    assert.deepEqual((await times()).slice(0, 2), [1_000_000_000_000, 1_700_000_000_000]);
+    assert.equal((await call(adapter.ops.utimens!, '/times', 'omit', 1_234_567_890_000))[0], 0);
+    assert.deepEqual((await times()).slice(0, 2), [1_000_000_000_000, 1_234_567_890_000]);
+    assert.equal((await call(adapter.ops.utimens!, '/times', 1_111_111_111_000, 'omit'))[0], 0);
+    assert.deepEqual((await times()).slice(0, 2), [1_111_111_111_000, 1_234_567_890_000]);
+    const before = Date.now() - 1000; // the backing filesystem may round down to its granularity
+    assert.equal((await call(adapter.ops.utimens!, '/times', 'omit', 'now'))[0], 0);
+    let [a, m] = await times();
+    assert.equal(a, 1_111_111_111_000);
+    assert.ok(m >= before && m <= Date.now() + 1000, `mtime ${m} is now`);
+    assert.equal((await call(adapter.ops.utimens!, '/times', 'now', 5000))[0], 0);
+    [a, m] = await times();
+    assert.ok(a >= before, `atime ${a} is now`);
+    assert.equal(m, 5000);
+    const [, , ctime] = await times();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await call(adapter.ops.utimens!, '/times', 'omit', 'omit'))[0], 0);
+    assert.deepEqual(await times(), [a, 5000, ctime]);
+    const [missing] = await call(adapter.ops.utimens!, '/nope', 'omit', 5);
+    assert.equal(missing, -2);
+  });
+
+  test('new inodes belong to the caller the binding names, else the mount\'s default; --uid/--gid override per field', { skip: process.getuid?.() !== 0 && 'LocalVolumeFs sets owners as root only' }, async () => {
+    const who = { uid: 4321, gid: 4322 };
+    const owners = async (a: FuseAdapter, path: string): Promise<[number, number]> => {
+      const [code, st] = await call<[{ uid: number; gid: number }]>(a.ops.getattr, path);
+      assert.equal(code, 0, path);
+      return [st.uid, st.gid];
+    };
+    const [, fh] = await call<[number]>(adapter.ops.create!, '/own-file', 0o644, who);
+    await call(adapter.ops.release!, '/own-file', fh);
+    await call(adapter.ops.mkdir!, '/own-dir', 0o755, who);
+    await call(adapter.ops.symlink!, 'own-file', '/own-link', who);
+    await call(adapter.ops.mknod!, '/own-fifo', 0o010644, 0, who);
+    for (const p of ['/own-file', '/own-dir', '/own-link', '/own-fifo']) assert.deepEqual(await owners(adapter, p), [4321, 4322], p);
+    await call(adapter.ops.mkdir!, '/own-default', 0o755, undefined);
+    assert.deepEqual(await owners(adapter, '/own-default'), [process.getuid!(), process.getgid!()]);
+    const overriding = createFuseAdapter({ fs, log: makeLog([]) as never, caller: { uid: 1, gid: 1 }, owner: { uid: 777 } });
+    await call(overriding.ops.mkdir!, '/own-override', 0o755, who);
+    assert.deepEqual(await owners(overriding, '/own-override'), [777, 4322]);
+    await call(overriding.ops.mkdir!, '/own-override2', 0o755, undefined);
+    assert.deepEqual(await owners(overriding, '/own-override2'), [777, 1]);
   });
 
   test('every op counts into stats', () => {

@@ -15,6 +15,10 @@
 #                                             commits every change made before it on the volume)
 #  4. ls -lR of that tree (5000 files)        after dropping the kernel's caches
 #  5. fio 4 KiB random writes, fsync every 64 writes, 30 s, in both fsync modes (remote, local)
+#  6. fio 4 KiB random reads of a 256 MiB file, 20 s, right after random writes to it (what bench/ runs: the
+#     page cache holds what the writes left there) and again (fully warm)
+#
+# FIGURES=write,read,untar,ls,randwrite,randread selects some of them (default: all); read needs write.
 
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -31,6 +35,8 @@ CACHE="$WORK/cache"
 mkdir -p "$WORK" "$M"
 VOL="swift://figures-$(date +%s)"
 
+FIGURES="${FIGURES:-write,read,untar,ls,randwrite,randread}"
+want() { [[ ",$FIGURES," == *",$1,"* ]]; }
 say() { echo "[figures $(date +%T)] $*" >&2; }
 figure() { echo "FIGURE $1: $2"; }
 secs() { local s=$1 e=$2; awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", (e - s) / 1e9 }'; }
@@ -59,12 +65,15 @@ rm -rf "$CACHE"; mnt
 say "mounted $VOL on $M"
 
 # 1. sequential write 1 GiB + fsync
+if want write; then
 s=$(now); dd if="$WORK/rand1g" of="$M/seq" bs=1M conv=fsync status=none; e=$(now)
 t=$(secs "$s" "$e"); figure "seq write 1 GiB + fsync (s)" "$t"
 figure "seq write MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
 node "$CLI" status --json > "$WORK/status-after-write.json"
+fi
 
 # 2. read cold (fresh cache, dropped page cache) and warm (swiftfs cache warm, page cache dropped)
+if want read; then
 umnt; rm -rf "$CACHE"; mnt; drop
 s=$(now); dd if="$M/seq" of=/dev/null bs=1M status=none; e=$(now)
 t=$(secs "$s" "$e"); figure "seq read 1 GiB cold (s)" "$t"; figure "seq read cold MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
@@ -72,24 +81,42 @@ drop
 s=$(now); dd if="$M/seq" of=/dev/null bs=1M status=none; e=$(now)
 t=$(secs "$s" "$e"); figure "seq read 1 GiB warm (s)" "$t"; figure "seq read warm MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
 cmp "$M/seq" "$WORK/rand1g" && say "read back == written"
+fi
 
 # 3. untar 5000 files, then make it durable
+if want untar; then
 s=$(now); tar -C "$M" -xf "$WORK/tree.tar"; m=$(now); sync "$M/tree/d1/f1"; e=$(now)
 figure "untar 5000 files (s)" "$(secs "$s" "$m")"
 figure "untar 5000 files + durable (s)" "$(secs "$s" "$e")"
+fi
 
 # 4. ls -lR of the tree, kernel caches dropped
+if want ls && [ -d "$M/tree" ]; then
 drop
 s=$(now); ls -lR "$M/tree" > /dev/null; e=$(now)
 figure "ls -lR 5000 files (s)" "$(secs "$s" "$e")"
+fi
 
 # 5. fio 4 KiB random writes with an fsync every 64 writes, both fsync modes
-for mode in remote local; do
+want randwrite && for mode in remote local; do
   umnt; mnt --fsync "$mode"
   fio --name=randw --filename="$M/fio-$mode.dat" --size=256M --bs=4k --rw=randwrite --ioengine=psync --fsync=64 \
       --runtime=30 --time_based --numjobs=1 --output-format=json > "$WORK/fio-$mode.json" 2>"$WORK/fio-$mode.err"
   iops=$(node -e "const j=require('$WORK/fio-$mode.json'); console.log(Math.round(j.jobs[0].write.iops))")
   figure "fio 4k randwrite fsync=64 IOPS (fsync $mode)" "$iops"
 done
+
+# 6. fio 4 KiB random reads, right after random writes to the same file, then again
+if want randread; then
+  umnt; mnt
+  fio --name=randw --filename="$M/fio-rr.dat" --size=256M --bs=4k --rw=randwrite --ioengine=psync --fsync=64 \
+      --runtime=10 --time_based --output-format=json > "$WORK/fio-rr-w.json" 2>"$WORK/fio-rr-w.err"
+  for pass in 1 2; do
+    fio --name=randr --filename="$M/fio-rr.dat" --size=256M --bs=4k --rw=randread --ioengine=psync --iodepth=1 \
+        --runtime=20 --time_based --randrepeat=1 --norandommap --output-format=json > "$WORK/fio-rr-$pass.json" 2>"$WORK/fio-rr-$pass.err"
+    iops=$(node -e "const j=require('$WORK/fio-rr-$pass.json'); console.log(Math.round(j.jobs[0].read.iops))")
+    figure "fio 4k randread 256 MiB, after randwrite, pass $pass (IOPS)" "$iops"
+  done
+fi
 umnt
 say "done; daemon log: $WORK/daemon.log"

@@ -10,7 +10,7 @@
 
 import { constants as C, type Stats } from 'node:fs';
 import { lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rename, rmdir, statfs, symlink, truncate, unlink, chmod, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FsError } from '../../src/core/errors.js';
 import {
   O_ACCMODE,
@@ -78,7 +78,10 @@ export class LocalVolumeFs implements VolumeFs {
   }
 
   private async own(path: string, caller?: Caller): Promise<void> {
-    if (caller && process.getuid?.() === 0) await lchown(this.p(path), caller.uid, caller.gid);
+    if (!caller || process.getuid?.() !== 0) return;
+    // A setgid parent directory gives its group (the backing filesystem did that already): keep it, as Linux.
+    const parent = await lstat(dirname(this.p(path)));
+    await lchown(this.p(path), caller.uid, parent.mode & 0o2000 ? parent.gid : caller.gid);
   }
 
   private addHandle(fh: FileHandle, ino: number): number {
