@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, fstatSync, readSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KIND_SCHEME } from '../config/volume-url.js';
+import { KIND_SCHEME, encodeStoreRef } from '../config/volume-url.js';
 import { findOption } from '../config/options.js';
 import type { MountReplication, MountRunner, MountStats, StartMountRequest, StopResult } from './mount-runner.js';
 import { mountAt, processAlive, processStartTime } from './mount-runner.js';
@@ -51,7 +51,7 @@ export interface MountCommandInput {
 /** The volume URL the mount command opens: swift://STORE/CONTAINER (the same volume `swiftfs mount` opens). */
 export function volumeUrl(record: VolumeRecord): string {
   const scheme = KIND_SCHEME[record.location.backend];
-  return `${scheme}://${encodeURIComponent(record.location.store)}/${encodeURIComponent(record.location.container)}`;
+  return `${scheme}://${encodeStoreRef(record.location.store)}/${encodeURIComponent(record.location.container)}`;
 }
 
 /** Command-line arguments (after the CLI prefix) that mount `record` at `dir`. */

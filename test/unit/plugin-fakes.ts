@@ -205,9 +205,11 @@ export class FakeRunner implements MountRunner {
     void dir;
   }
 
+  /** What stats() adds for a volume (e.g. its replication, or state "replicating"). */
+  readonly extraStats = new Map<string, Partial<MountStats>>();
+
   async stats(record: VolumeRecord): Promise<MountStats | undefined> {
-    void record;
-    return { cacheBytes: 4096, dirtyBytes: 0, health: 'ok' };
+    return { cacheBytes: 4096, dirtyBytes: 0, health: 'ok', ...(this.extraStats.get(record.name) ?? {}) };
   }
 
   /** Simulates the mount process of `volume` dying (kill -9). */

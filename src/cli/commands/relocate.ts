@@ -13,6 +13,9 @@
  *
  * A relocation asks for confirmation on a terminal (or --yes). Exit status: 0 done (or a dry run that would
  * succeed), 1 refused or failed (the reasons are printed), 2 usage or configuration mistakes.
+ *
+ * A volume the Docker plugin of this host manages (its state file under state-dir names it) is refused while
+ * containers use it, and is not mounted again by this command: the plugin follows the move at its next Mount.
  */
 
 import { spawn } from 'node:child_process';
@@ -128,10 +131,19 @@ async function runRelocate(volume: string, flags: RelocateFlags, cmd: Command): 
   const sourceRegion = resolved.ref.store ?? regionNameOfStore(config, resolved.store);
   const targetRef = resolveRegion(config, flags.to);
 
+  // A volume the Docker plugin of this host manages: refused while containers use it (the plugin would mount it
+  // again under them); otherwise the plugin follows the move at the next Mount.
+  const managed = flags.dryRun ? null : await pluginVolume(config, resolved.url);
+  if (managed && managed.refs > 0) {
+    process.stderr.write(`swiftfs relocate: volume ${managed.name} is used by ${managed.refs} container mount(s) through the Docker plugin on this host: stop those containers first (docker ps --filter volume=${managed.name}); the plugin mounts it from the new region when they start again\n`);
+    return 1;
+  }
+
   // A mount of this volume on this host is stopped through its control socket.
   const { controlRequest, defaultRunDir, listMounts } = await import('../../fuse/control.js');
   const mounts = (await listMounts(defaultRunDir())).filter((m) => m.volume === resolved.url);
   const mount = mounts[0];
+  const pluginMount = mount !== undefined && (mount.mountpoint === config.plugin.mountRoot || mount.mountpoint.startsWith(`${config.plugin.mountRoot}/`));
   const localMount = mount
     ? {
         mountpoint: mount.mountpoint,
@@ -242,10 +254,13 @@ async function runRelocate(volume: string, flags: RelocateFlags, cmd: Command): 
   }
   (bar as { stop(): void } | null)?.stop();
 
-  const targetUrl = `${kindScheme(targetRef.store.kind)}://${encodeURIComponent(flags.to)}/${encodeURIComponent(result.home.container)}`;
+  const { encodeStoreRef } = await import('../../config/volume-url.js');
+  const targetUrl = `${kindScheme(targetRef.store.kind)}://${encodeStoreRef(flags.to)}/${encodeURIComponent(result.home.container)}`;
   const next: string[] = [];
   let remounted = false;
-  if (localMount && result.plan.kind === 'planned' && flags.remount !== false) {
+  if (managed || pluginMount) {
+    next.push(`the Docker plugin mounts volume ${managed?.name ?? resolved.container} from ${targetUrl} at its next use (docker run -v ${managed?.name ?? resolved.container}:...)`);
+  } else if (localMount && result.plan.kind === 'planned' && flags.remount !== false) {
     const args = [...process.execArgv, process.argv[1]!, ...(config.configFile ? ['--config', config.configFile] : []), 'mount', targetUrl, localMount.mountpoint];
     process.stderr.write(`swiftfs relocate: mounting ${targetUrl} on ${localMount.mountpoint}\n`);
     const code = await new Promise<number>((resolve) => {
@@ -274,6 +289,28 @@ async function runRelocate(volume: string, flags: RelocateFlags, cmd: Command): 
   out('next:');
   for (const n of next) out(`  - ${n}`);
   return 0;
+}
+
+/**
+ * The Docker plugin's record of the volume at `url` on this host (its state file under state-dir), if the
+ * plugin manages it: its Docker name and how many container mounts hold it. Null when there is no plugin state
+ * or it cannot be read (not root, no plugin).
+ */
+export async function pluginVolume(config: Config, url: string): Promise<{ name: string; refs: number } | null> {
+  const { join } = await import('node:path');
+  const { readFile } = await import('node:fs/promises');
+  const { STATE_FILE_NAME, mountRefs } = await import('../../plugin/state.js');
+  const { volumeUrl } = await import('../../plugin/mount-process.js');
+  let data: { volumes?: Record<string, import('../../plugin/state.js').VolumeRecord> };
+  try {
+    data = JSON.parse(await readFile(join(config.plugin.stateDir, 'plugin', STATE_FILE_NAME), 'utf8')) as typeof data;
+  } catch {
+    return null;
+  }
+  for (const record of Object.values(data.volumes ?? {})) {
+    if (record?.location && volumeUrl(record) === url) return { name: record.name, refs: mountRefs({ ...record, mounts: record.mounts ?? {} }) };
+  }
+  return null;
 }
 
 async function runReplicate(volume: string, flags: ReplicateFlags, cmd: Command): Promise<number> {
