@@ -74,6 +74,14 @@ test('swiftfs replicate and relocate on two memory regions', async () => {
   assert.match(rep.out, /B\/pg: caught-up/);
   assert.deepEqual((await readRegions(a, 'pg'))?.replicas.map((r) => r.region), ['B']);
 
+  const removed = await run([...base, 'replicate', 'mem://A/pg', '--to', 'B', '--remove']);
+  assert.equal(removed.code, 0, removed.err);
+  assert.match(removed.out, /B\/pg: no longer a replica of mem:\/\/A\/pg/);
+  assert.deepEqual((await readRegions(a, 'pg'))?.replicas, []);
+  assert.deepEqual((await readRegions(b, 'pg'))?.replicas, [], 'the replica\'s copy of the record too');
+  assert.equal((await run([...base, 'replicate', 'mem://A/pg', '--to', 'B', '--remove'])).code, 1, 'nothing left to remove');
+  assert.equal((await run([...base, 'replicate', 'mem://A/pg', '--to', 'B', '--once'])).code, 0);
+
   const moved = await run([...base, 'relocate', 'mem://A/pg', '--to', 'B', '--yes', '--json']);
   assert.equal(moved.code, 0, moved.err);
   const result = JSON.parse(moved.out) as { done: boolean; targetUrl: string; loss: { segmentsLost: number } };
@@ -90,5 +98,33 @@ test('swiftfs replicate and relocate on two memory regions', async () => {
   const unknown = await run([...base, 'relocate', 'mem://A/pg', '--to', 'Nowhere', '--dry-run']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /Nowhere/);
+  delete process.env['SWIFTFS_RUN_DIR'];
+});
+
+test('swiftfs relocate refuses a volume that containers use through the Docker plugin of this host', async () => {
+  resetMemoryStores();
+  const dir = await tempDir();
+  const file = join(dir, 'swiftfs.yaml');
+  const stateDir = join(dir, 'plugin-state');
+  writeFileSync(file, `stores:\n  A:\n    type: memory\n  B:\n    type: memory\nstate-dir: ${stateDir}\nvolumes:\n  defaults:\n    cache-dir: ${join(dir, 'cache')}\n`, { mode: 0o600 });
+  process.env['SWIFTFS_RUN_DIR'] = join(dir, 'run');
+  const config = loadConfig({ env: {}, configFile: file });
+  const a = await openStore(config, 'A');
+  await Volume.format(a, 'web', { createContainer: true });
+  const { StateFile } = await import('../../src/plugin/state.js');
+  const state = StateFile.load(join(stateDir, 'plugin'));
+  state.data.volumes['web'] = { name: 'web', uuid: 'u', createdAt: '', location: { backend: 'memory', store: 'A', container: 'web' }, options: {}, mountpoint: '/x/web', mounts: { c1: 1 }, recordedAt: '' };
+  await state.save();
+  const base = ['--config', file, '--log-level', 'error'];
+  const refused = await run([...base, 'relocate', 'mem://A/web', '--to', 'B', '--yes']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.err, /volume web is used by 1 container mount\(s\) through the Docker plugin on this host: stop those containers first/);
+  assert.equal(isFenceOwner(await Ownership.read(a, 'web')), false, 'nothing was changed');
+  // Once the containers are gone, the move goes ahead and leaves the remount to the plugin.
+  state.data.volumes['web']!.mounts = {};
+  await state.save();
+  const moved = await run([...base, 'relocate', 'mem://A/web', '--to', 'B', '--yes']);
+  assert.equal(moved.code, 0, moved.err);
+  assert.match(moved.out, /the Docker plugin mounts volume web from mem:\/\/B\/web at its next use/);
   delete process.env['SWIFTFS_RUN_DIR'];
 });

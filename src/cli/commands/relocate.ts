@@ -5,6 +5,7 @@
  *                                                         a replica of the volume (mounts then replicate to it)
  *   swiftfs replicate swift://home/pg --to dr             keep replicating until interrupted (a standalone
  *                                                         replicator, when no mount does it)
+ *   swiftfs replicate swift://home/pg --to dr --remove    no replica there any more (mounts stop replicating)
  *   swiftfs relocate swift://home/pg --to dr --dry-run    what a move would do, and what would stop it
  *   swiftfs relocate swift://home/pg --to dr              planned move: unmount here (if mounted), fence the
  *                                                         source, catch up, take over in dr, remount from dr
@@ -53,6 +54,7 @@ interface ReplicateFlags {
   mode?: 'swiftfs' | 'store';
   reset?: boolean;
   register?: boolean;
+  remove?: boolean;
   interval?: string;
   json?: boolean;
 }
@@ -99,6 +101,7 @@ export function register(program: Command): void {
     .option('--mode <mode>', 'swiftfs: swiftfs copies the journal; store: the store replicates by itself (only check and report)', 'swiftfs')
     .option('--reset', 'the replica is a former home or diverged: drop its journal and re-seed it (its identical objects are kept)')
     .option('--no-register', 'do not record the replica in the volume\'s regions record')
+    .option('--remove', 'take the replica out of the volume\'s regions record (mounts stop replicating to it; its container is left as it is)')
     .option('--interval <seconds>', 'how often to look at the source when following', '2')
     .option('--json', 'print statuses as JSON lines')
     .action(async (volume: string, flags: ReplicateFlags, cmd: Command) => {
@@ -322,7 +325,7 @@ async function runReplicate(volume: string, flags: ReplicateFlags, cmd: Command)
   const { readFormat } = await import('../../core/layout.js');
   const { Replicator, ReplicationError } = await import('../../region/replicator.js');
   const { StoreReplicationMonitor, targetContainer } = await import('../../region/replication.js');
-  const { addReplica } = await import('../../region/volume-regions.js');
+  const { addReplica, removeReplica } = await import('../../region/volume-regions.js');
   const { readRegions, writeRegions } = await import('../../region/records.js');
   const mode = flags.mode ?? 'swiftfs';
   if (mode !== 'swiftfs' && mode !== 'store') {
@@ -338,8 +341,25 @@ async function runReplicate(volume: string, flags: ReplicateFlags, cmd: Command)
   };
   try {
     const format = await readFormat(source, resolved.container);
-    const container = flags.container ?? (await targetContainer(target.store, format.uuid, resolved.container));
     const home = { region: sourceRegion, container: resolved.container };
+    if (flags.remove) {
+      const { sameRegion } = await import('../../region/regions.js');
+      const before = (await readRegions(source, resolved.container))?.replicas ?? [];
+      const gone = before.filter((r) => sameRegion(config, r.region, flags.to));
+      if (gone.length === 0) {
+        say(`region ${flags.to} holds no recorded replica of ${resolved.url}`);
+        return 1;
+      }
+      let rec = null;
+      for (const r of gone) rec = await removeReplica(source, home, format.uuid, r.region);
+      for (const r of gone) {
+        const store = sameRegion(config, r.region, flags.to) ? target.store : null;
+        if (store && rec) await writeRegions(store, r.container, rec).catch(() => undefined);
+      }
+      process.stdout.write(`${gone.map((r) => `${r.region}/${r.container}`).join(', ')}: no longer a replica of ${resolved.url} (mounts stop replicating to it within a minute; its container is left as it is)\n`);
+      return 0;
+    }
+    const container = flags.container ?? (await targetContainer(target.store, format.uuid, resolved.container));
     const replica = { region: flags.to, container };
     const show = (st: import('../../region/replicator.js').ReplicationStatus): string =>
       flags.json
