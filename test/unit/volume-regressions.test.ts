@@ -1,0 +1,48 @@
+/**
+ * Regression tests for what the Volume property test (test/unit/volume-property.test.ts) found, each minimised
+ * to the few operations that showed it.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { O_CREAT, O_RDWR, O_TRUNC, O_WRONLY } from '../../src/core/types.js';
+import { setup, writeFile, memoryLogger, sleep } from './volume-helpers.js';
+
+const OLD = 946_684_800_000; // 2000-01-01
+
+test('open(O_TRUNC) and create(O_CREAT|O_TRUNC) of an existing empty file set its mtime, as Linux does', async () => {
+  const s = await setup();
+  try {
+    const v = await s.open();
+    await writeFile(v, '/empty', Buffer.alloc(0));
+    await v.utimens('/empty', OLD, OLD);
+    await v.release(await v.open('/empty', O_WRONLY | O_TRUNC));
+    assert.ok((await v.getattr('/empty')).mtime > OLD + 1000, 'open(O_TRUNC) updates mtime');
+
+    await v.utimens('/empty', OLD, OLD);
+    await v.release(await v.create('/empty', 0o644, O_CREAT | O_RDWR | O_TRUNC));
+    assert.ok((await v.getattr('/empty')).mtime > OLD + 1000, 'create(O_CREAT|O_TRUNC) of an existing file updates mtime');
+
+    // a new file is created once (one WAL entry), not created and then truncated
+    const before = v.status().pendingEntries;
+    await v.release(await v.create('/new', 0o644, O_CREAT | O_RDWR | O_TRUNC));
+    assert.equal(v.status().pendingEntries - before, 1);
+    await v.close();
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('a checkpoint cut short by close({abandon}) (a crash) logs no error', async () => {
+  const s = await setup();
+  try {
+    const log = memoryLogger();
+    const v = await s.open({ checkpointEvery: 1, commitIntervalMs: 60_000, logger: log });
+    await writeFile(v, '/f', Buffer.from('data'));
+    await v.syncAll(); // one segment: a checkpoint starts in the background
+    await v.close({ abandon: true });
+    await sleep(100);
+    assert.deepEqual(log.lines.filter((l) => l.level === 'error'), []);
+  } finally {
+    await s.cleanup();
+  }
+});
