@@ -15,6 +15,11 @@
 #   swift-saio.sh stop-proxy DIR        stop only the proxy (simulates an outage: connection refused)
 #   swift-saio.sh start-proxy DIR       start the proxy again and wait until it answers
 #   swift-saio.sh env DIR [SUFFIX]      print `export SWIFTFS_TEST_*=...` lines (suffix e.g. B -> _B)
+#   swift-saio.sh sync-on DIR REALMS    opt-in: Swift container sync between instances. Copies REALMS (a
+#                                       container-sync-realms.conf naming this and the peer instances'
+#                                       proxies) into DIR, adds the container_sync middleware to the proxy
+#                                       (restarted) and runs the swift-container-sync daemon (every 2 s);
+#                                       `start` keeps it on afterwards. Nothing changes without it.
 #
 # Accounts (TempAuth; S3 access key = account:user, secret = key):
 #   test:tester / testing    (.admin of account AUTH_test)     — the one tests use
@@ -296,9 +301,87 @@ prepare_dir() {
       write_backend_conf "$r" "$(component_port "$r" "$PORT")"
     done
     write_proxy_conf
+    if sync_enabled; then write_sync_confs; fi
     build_rings
     echo "$PORT" >"$DIR/port"
   fi
+}
+
+# Container sync (opt-in, see sync-on): DIR/sync-realms marks it on.
+sync_enabled() { [[ -f $DIR/sync-realms ]]; }
+
+write_sync_confs() {
+  local memcached_port
+  memcached_port=$(component_port memcached "$PORT")
+  # The proxy: container_sync before authentication (it authorises the peer's signed sync requests).
+  if ! grep -q '^pipeline = .* container_sync ' "$DIR/etc/proxy-server.conf"; then
+    sed -i 's/^pipeline = catch_errors gatekeeper healthcheck proxy-logging cache /&container_sync /' "$DIR/etc/proxy-server.conf"
+    printf '\n[filter:container_sync]\nuse = egg:swift#container_sync\n' >>"$DIR/etc/proxy-server.conf"
+  fi
+  grep -q '^pipeline = .* container_sync ' "$DIR/etc/proxy-server.conf" || die "could not add container_sync to the proxy pipeline"
+  # The daemon's internal client reads this instance's rings (its built-in conf would read /etc/swift).
+  cat >"$DIR/etc/internal-client.conf" <<EOF
+# Written by swift-saio.sh for the instance in $DIR
+[DEFAULT]
+swift_dir = $DIR
+[pipeline:main]
+pipeline = catch_errors proxy-logging cache symlink proxy-server
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+[filter:symlink]
+use = egg:swift#symlink
+[filter:cache]
+use = egg:swift#memcache
+memcache_servers = 127.0.0.1:$memcached_port
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+[filter:catch_errors]
+use = egg:swift#catch_errors
+EOF
+  cat >"$DIR/etc/container-sync.conf" <<EOF
+# Written by swift-saio.sh for the instance in $DIR
+[DEFAULT]
+swift_dir = $DIR
+devices = $DIR/node
+mount_check = false
+bind_ip = 127.0.0.1
+bind_port = $(component_port container "$PORT")
+user = root
+log_name = container-sync
+log_level = INFO
+
+[container-sync]
+interval = 2
+container_time = 30
+internal_client_conf_path = $DIR/etc/internal-client.conf
+EOF
+}
+
+launch_sync() {
+  running_pid container-sync >/dev/null && return 0
+  echo "=== $(date -Is) starting container-sync" >>"$(log_file container-sync)"
+  setsid swift-container-sync "$DIR/etc/container-sync.conf" -v </dev/null >>"$(log_file container-sync)" 2>&1 9>&- &
+  echo $! >"$(pid_file container-sync)"
+  sleep 1
+  running_pid container-sync >/dev/null || { tail -n 20 "$(log_file container-sync)" >&2; die "swift-container-sync exited at once"; }
+}
+
+cmd_sync_on() { # REALMS_FILE
+  local realms=$1
+  [[ -s $realms ]] || die "sync-on: realms file '$realms' is missing or empty"
+  [[ -s $DIR/etc/proxy-server.conf ]] || die "no instance in $DIR (run start first)"
+  with_lock
+  resolve_port
+  cp "$realms" "$DIR/container-sync-realms.conf"
+  write_sync_confs
+  touch "$DIR/sync-realms"
+  terminate proxy
+  launch proxy
+  wait_ready proxy || die "the proxy did not come back with container_sync"
+  terminate container-sync
+  launch_sync
+  say "container sync on in $DIR (realms: $DIR/container-sync-realms.conf)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -342,6 +425,7 @@ terminate() { # NAME
     sleep 0.2
   fi
   rm -f "$(pid_file "$name")"
+  [[ $name == container-sync ]] && return 0 # listens on no port
   # wait for the listening socket to be released so a restart can bind it
   local port
   port=$(component_port "$name" "$PORT")
@@ -438,6 +522,7 @@ cmd_start() {
     say "stopped ${started[*]} again; logs are in $DIR/log"
     return 1
   fi
+  if sync_enabled; then launch_sync; fi
   say "ready after $((SECONDS - t0))s: Swift http://127.0.0.1:$PORT/auth/v1.0 (test:tester/testing), S3 http://127.0.0.1:$PORT"
 }
 
@@ -446,6 +531,7 @@ cmd_stop() {
   with_lock
   resolve_port
   local c i
+  terminate container-sync # (opt-in; nothing to do without it)
   # proxy first, memcached last
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     c=${COMPONENTS[i]}
@@ -530,7 +616,7 @@ main() {
       --port) (($# >= 2)) || usage; REQUESTED_PORT=$2; shift 2 ;;
       --port=*) REQUESTED_PORT=${1#--port=}; shift ;;
       *)
-        if [[ $cmd == env && -z $env_suffix ]]; then env_suffix=$1; shift; else usage; fi
+        if [[ ($cmd == env || $cmd == sync-on) && -z $env_suffix ]]; then env_suffix=$1; shift; else usage; fi
         ;;
     esac
   done
@@ -541,6 +627,7 @@ main() {
     stop-proxy) cmd_stop_proxy ;;
     start-proxy) cmd_start_proxy ;;
     env) cmd_env "$env_suffix" ;;
+    sync-on) [[ -n $env_suffix ]] || usage; cmd_sync_on "$env_suffix" ;;
     *) usage ;;
   esac
 }
