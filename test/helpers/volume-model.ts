@@ -17,7 +17,11 @@
  *         fsync in mode remote, syncAll, a checkpoint, a close with closeSync, a clean close, and the first commit
  *         of an open. Later changes may be there too, since background commits carry them, but only as a prefix
  *         of the operations: the state must equal the reference as it was after one of them. The reference is
- *         then reset to that state.
+ *         then reset to that state;
+ *   - return: the host of the last new-host crash comes back with its stale cache directory: whatever its WAL
+ *     held uncommitted must not be applied over the newer state (lost+found), the state is exactly the reference's;
+ *   - peek: a read-only mount on an empty cache directory beside the writer sees a committed state: the
+ *     reference's at the last durable point or after one of the operations since.
  * Every operation must fail with the same errno as the kernel's or succeed on both, reads return the kernel's
  * bytes, and (every `compareEvery` operations, and after every restart and crash) the whole tree must agree:
  * names, types, modes, owners, sizes, nlink, hard links, symlink targets, contents, xattrs, mtimes (within
@@ -86,7 +90,11 @@ export type VolOp =
   | { k: 'checkpoint' }
   | { k: 'wait'; ms: number }
   | { k: 'restart' }
-  | { k: 'crash'; newHost: boolean; during: NsOp | null };
+  | { k: 'crash'; newHost: boolean; during: NsOp | null }
+  /** A read-only mount on an empty cache directory, while the volume is in use: it sees a committed state. */
+  | { k: 'peek' }
+  /** The host of the last new-host crash comes back with its stale cache directory (its WAL: lost+found). */
+  | { k: 'return' };
 
 /** Options of one run (drawn per run). */
 export interface RunConfig {
@@ -160,6 +168,8 @@ export function volOpArb(opts: { crashes: boolean }): fc.Arbitrary<VolOp> {
     { weight: 1, arbitrary: fc.constant({ k: 'checkpoint' as const }) },
     { weight: 3, arbitrary: fc.record({ k: fc.constant('wait' as const), ms: fc.constantFrom(0, 2, 15, 40) }) },
     { weight: 1, arbitrary: fc.constant({ k: 'restart' as const }) },
+    { weight: 1, arbitrary: fc.constant({ k: 'peek' as const }) },
+    { weight: opts.crashes ? 2 : 0, arbitrary: fc.constant({ k: 'return' as const }) },
     {
       weight: opts.crashes ? 2 : 0,
       arbitrary: fc.record({ k: fc.constant('crash' as const), newHost: fc.boolean(), during: fc.option(ns, { freq: 2, nil: null }) }),
@@ -176,6 +186,11 @@ export interface ModelStats {
   /** Operations skipped (their path goes through a symlink, or no such handle). */
   skipped: number;
   restarts: number;
+  /** Read-only mounts beside the writer, and how many of them saw a state before the latest. */
+  peeks: number;
+  peeksEarlier: number;
+  /** Stale cache directories brought back after a new-host crash. */
+  returns: number;
   crashesSameDir: number;
   crashesNewHost: number;
   /** New-host crashes that came back at a state before the latest (the later operations were not committed). */
@@ -189,7 +204,7 @@ export interface ModelStats {
 }
 
 export function emptyStats(): ModelStats {
-  return { runs: 0, ok: 0, failed: 0, skipped: 0, restarts: 0, crashesSameDir: 0, crashesNewHost: 0, newHostEarlier: 0, inFlight: 0, inFlightLost: 0, treeCompares: 0, byOp: {} };
+  return { runs: 0, ok: 0, failed: 0, skipped: 0, restarts: 0, peeks: 0, peeksEarlier: 0, returns: 0, crashesSameDir: 0, crashesNewHost: 0, newHostEarlier: 0, inFlight: 0, inFlightLost: 0, treeCompares: 0, byOp: {} };
 }
 
 function count(stats: ModelStats, op: VolOp, i: 0 | 1 | 2): void {
@@ -230,6 +245,8 @@ export class VolumeModel {
   private v!: Volume;
   private cacheDir = '';
   private readonly cacheDirs: string[] = [];
+  /** The cache directory the last new-host crash left behind (its WAL may hold uncommitted entries). */
+  private staleDir: string | null = null;
   /** The volume's handle of each open reference handle (same order as ref.handles). */
   private readonly fhs: number[] = [];
   /** Where the last read of each handle ended (same order). */
@@ -538,6 +555,12 @@ export class VolumeModel {
       case 'crash':
         await this.crash(op.newHost, op.during);
         return;
+      case 'peek':
+        await this.peek();
+        return;
+      case 'return':
+        await this.comeBack();
+        return;
       default: {
         if (ref.skips(op)) {
           this.stats.skipped++;
@@ -657,26 +680,15 @@ export class VolumeModel {
     this.dropHandles();
     let candidates: TreeShot[];
     if (newHost) {
-      await fsp.rm(this.cacheDir, { recursive: true, force: true });
+      if (this.staleDir) await fsp.rm(this.staleDir, { recursive: true, force: true });
+      this.staleDir = this.cacheDir;
       this.cacheDir = await this.newCacheDir();
       candidates = [...this.history, ...(running ? [after] : [])];
     } else {
       candidates = running ? [before, after] : [before];
     }
     this.v = await Volume.open(this.o.store, this.o.container, this.openOptions(this.cacheDir, { force: true }));
-    const got = await this.volumeShot();
-    let match = -1;
-    for (let i = candidates.length - 1; i >= 0 && match < 0; i--) {
-      if (diffTrees(got, candidates[i]!, { mtimeToleranceMs: MTIME_TOLERANCE_MS }).length === 0) match = i;
-    }
-    if (match < 0) {
-      const last = diffTrees(got, candidates[candidates.length - 1]!, { mtimeToleranceMs: MTIME_TOLERANCE_MS });
-      const firstDiff = diffTrees(got, candidates[0]!, { mtimeToleranceMs: MTIME_TOLERANCE_MS });
-      assert.fail(
-        `after a crash (${newHost ? 'new host' : 'same cache directory'}${running ? ', one operation in flight' : ''}) the volume is in none of the ${candidates.length} states allowed\n` +
-          `vs the latest:\n${last.join('\n')}\nvs the last durable one:\n${firstDiff.join('\n')}`,
-      );
-    }
+    const match = matchState(await this.volumeShot(), candidates, `after a crash (${newHost ? 'new host' : 'same cache directory'}${running ? ', one operation in flight' : ''})`);
     this.trace.push(`  -> recovered the state of ${candidates.length - 1 - match} operation(s) before the latest`);
     if (newHost) this.stats.crashesNewHost++;
     else this.stats.crashesSameDir++;
@@ -686,6 +698,49 @@ export class VolumeModel {
     if (match !== candidates.length - 1) this.ref.resetTo(candidates[match]!);
     this.durable();
     await this.compareAll('after the crash recovery');
+  }
+
+  /**
+   * A read-only mount on an empty cache directory beside the writer: it loads what is committed, which is the
+   * reference's state at the last durable point or after one of the operations since.
+   */
+  private async peek(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const reader = await Volume.open(this.o.store, this.o.container, this.openOptions(await this.newCacheDir(), { readOnly: true }));
+      try {
+        const match = matchState(await this.volumeShot(reader), this.history, 'a read-only mount beside the writer');
+        this.stats.peeks++;
+        if (match < this.history.length - 1) this.stats.peeksEarlier++;
+        this.trace.push(`  -> the reader saw the state of ${this.history.length - 1 - match} operation(s) before the latest`);
+        return;
+      } catch (err) {
+        // DESIGN.md's limitation: a reader of an older state may meet an object the writer's GC deleted since.
+        if (attempt >= 3 || codeOf(err) !== 'NotFound') throw err;
+      } finally {
+        await reader.close();
+      }
+    }
+  }
+
+  /**
+   * The host of the last new-host crash comes back to its cache directory (after a clean close here): the
+   * volume moved on without it, so its WAL's uncommitted entries, if any, go to lost+found (one error line,
+   * the only one allowed) and the state is exactly the reference's.
+   */
+  private async comeBack(): Promise<void> {
+    if (!this.staleDir) return;
+    await this.v.close();
+    this.dropHandles();
+    await fsp.rm(this.cacheDir, { recursive: true, force: true });
+    this.cacheDir = this.staleDir;
+    this.staleDir = null;
+    const errors = this.log.errors.length;
+    this.v = await Volume.open(this.o.store, this.o.container, this.openOptions(this.cacheDir));
+    const lines = this.log.errors.splice(errors);
+    assert.deepEqual(lines.filter((l) => !l.includes('NOT applied')), [], 'error-level log lines when the old host came back');
+    this.stats.returns++;
+    this.durable();
+    await this.compareAll('after the old host came back');
   }
 
   /** Closes every handle, closes the volume, and checks the store alone holds the reference's state. */
@@ -708,6 +763,16 @@ export class VolumeModel {
     this.ref.remove();
     for (const d of this.cacheDirs) await fsp.rm(d, { recursive: true, force: true });
   }
+}
+
+/** The index of the latest of `candidates` that `got` shows (fails, with the differences, when there is none). */
+function matchState(got: TreeShot, candidates: TreeShot[], what: string): number {
+  for (let i = candidates.length - 1; i >= 0; i--) {
+    if (diffTrees(got, candidates[i]!, { mtimeToleranceMs: MTIME_TOLERANCE_MS }).length === 0) return i;
+  }
+  const latest = diffTrees(got, candidates[candidates.length - 1]!, { mtimeToleranceMs: MTIME_TOLERANCE_MS });
+  const durable = diffTrees(got, candidates[0]!, { mtimeToleranceMs: MTIME_TOLERANCE_MS });
+  assert.fail(`${what}: the volume is in none of the ${candidates.length} states allowed\nvs the latest:\n${latest.join('\n')}\nvs the last durable one:\n${durable.join('\n')}`);
 }
 
 /** Runs one sequence; on failure, the message ends with the operations that ran (the last one failed). */

@@ -48,5 +48,6 @@ test('random operation sequences with restarts and crashes: a Volume on the memo
     assert.ok(stats.restarts >= 20 && stats.crashesSameDir >= 10 && stats.crashesNewHost >= 10, 'restarts and both kinds of crashes');
     assert.ok(stats.newHostEarlier >= 1, 'some new-host crashes came back before the latest operation');
     assert.ok(stats.inFlight >= 5, 'crashes with an operation in flight');
+    assert.ok(stats.peeks >= 20 && stats.returns >= 5, 'read-only mounts beside the writer; old hosts coming back');
   }
 });
