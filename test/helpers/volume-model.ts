@@ -72,6 +72,11 @@ export type VolOp =
   | NsOp
   | { k: 'open'; p: string; flags: number; mode: number }
   | { k: 'fdwrite'; h: number; off: number; len: number; seed: number }
+  /**
+   * Writes to distinct files (opened, written at once as FUSE's threads issue them, closed), with an fsync beside
+   * them: a crash may keep any subset of them (each is one WAL entry, in whatever order they were appended).
+   */
+  | { k: 'parallel'; writes: { p: string; off: number; len: number; seed: number }[]; fsync: boolean }
   /** Whole aligned blocks written one after the other through a handle (early uploads). */
   | { k: 'stream'; h: number; block: number; blocks: number; seed: number }
   /** off -1: where the previous read of this handle ended (sequential readers get readahead). */
@@ -139,8 +144,18 @@ export function volOpArb(opts: { crashes: boolean }): fc.Arbitrary<VolOp> {
         k: fc.constant('fdwrite' as const),
         h: handleArb,
         off: fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 3 * BLOCK })),
-        len: fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: BLOCK })),
+        // over a block: the volume splits the write at block boundaries (one WAL entry each)
+        // not 0: node's writeSync says ok for those without asking the kernel (EBADF on a read-only descriptor)
+        len: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 1, max: 3000 }) }, { weight: 4, arbitrary: fc.integer({ min: 1, max: BLOCK }) }, { weight: 1, arbitrary: fc.integer({ min: BLOCK + 1, max: 3 * BLOCK }) }),
         seed: seedArb,
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        k: fc.constant('parallel' as const),
+        writes: fc.array(fc.record({ p: openPathArb, off: fc.integer({ min: 0, max: 3 * BLOCK }), len: fc.integer({ min: 1, max: BLOCK }), seed: seedArb }), { minLength: 2, maxLength: 3 }),
+        fsync: fc.boolean(),
       }),
     },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('stream' as const), h: handleArb, block: fc.integer({ min: 0, max: 3 }), blocks: fc.integer({ min: 1, max: 4 }), seed: seedArb }) },
@@ -405,12 +420,24 @@ export class VolumeModel {
       }
       case 'fdwrite': {
         const data = dataOf(op.len, op.seed);
-        const real = attempt(() => fs.writeSync(rh!.fd, data, 0, data.length, op.off));
+        // The reference writes the pieces the volume appends to its WAL one by one: a crash may keep a prefix.
+        const real = attempt(() => {
+          for (let done = 0; done < data.length; ) {
+            const pos = rh!.flags & O_APPEND ? fs.fstatSync(rh!.fd).size : op.off + done;
+            const n = Math.min(data.length - done, data.length - done > BLOCK ? BLOCK - (pos % BLOCK) : BLOCK);
+            fs.writeSync(rh!.fd, data, done, n, op.off + done);
+            done += n;
+            if (done < data.length) this.changed();
+          }
+        });
         const ours = await attemptAsync(() => v.write(fh!, data, op.off));
         this.agree(op, ours, real);
         this.changed();
         break;
       }
+      case 'parallel':
+        await this.parallel(op);
+        break;
       case 'fdread': {
         const off = op.off < 0 ? this.readEnds[hi]! : op.off;
         const buf = Buffer.alloc(op.len);
@@ -582,6 +609,55 @@ export class VolumeModel {
     assert.equal(a.uid, st.uid, `${what}: uid`);
     assert.equal(a.gid, st.gid, `${what}: gid`);
     if (!st.isDirectory()) assert.equal(a.size, st.size, `${what}: size`);
+  }
+
+  /** Runs `op`'s writes (and fsync) at once; see VolOp. */
+  private async parallel(op: Extract<VolOp, { k: 'parallel' }>): Promise<void> {
+    const seen = new Set<number>();
+    const writes: { p: string; ino: number; data: Buffer; off: number }[] = [];
+    for (const w of op.writes) {
+      if (this.ref.viaSymlink(w.p, true)) continue;
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(this.ref.real(w.p));
+      } catch {
+        continue;
+      }
+      if (!st.isFile() || seen.has(Number(st.ino))) continue;
+      seen.add(Number(st.ino));
+      writes.push({ p: w.p, ino: Number(st.ino), data: dataOf(w.len, w.seed), off: w.off });
+    }
+    if (writes.length < 2) {
+      this.stats.skipped++;
+      count(this.stats, op, 2);
+      return;
+    }
+    const before = this.ref.shot();
+    const fhs = await Promise.all(writes.map((w) => this.v.open(w.p, O_WRONLY)));
+    const calls: Promise<unknown>[] = writes.map((w, i) => this.v.write(fhs[i]!, w.data, w.off));
+    if (op.fsync) calls.push(this.v.fsync(fhs[0]!, false));
+    for (const w of writes) {
+      const fd = fs.openSync(this.ref.real(w.p), O_WRONLY);
+      fs.writeSync(fd, w.data, 0, w.data.length, w.off);
+      fs.closeSync(fd);
+    }
+    await Promise.all(calls);
+    const after = this.ref.shot();
+    // The fsync covers what was appended before it was called (none of these writes, for sure).
+    if (op.fsync && this.o.config.fsync === 'remote') this.history = [before];
+    // Every subset of the writes: the files they wrote as after, the others as before.
+    const labels = writes.map((w) => after.get(w.p)!.inode);
+    for (let mask = 1; mask < (1 << writes.length) - 1; mask++) {
+      const mixed: TreeShot = new Map(before);
+      for (const [p, node] of after) {
+        const i = labels.indexOf(node.inode);
+        if (i >= 0 && (mask >> i) & 1) mixed.set(p, node);
+      }
+      this.history.push(mixed);
+    }
+    this.history.push(after);
+    await Promise.all(fhs.map((fh) => this.closeOurs(fh, true)));
+    count(this.stats, op, 0);
   }
 
   /** Compares one open handle: attributes, and the whole contents when the handle can read. */
