@@ -252,6 +252,34 @@ function fmt(field: string, v: unknown): string {
   return field === 'mode' && typeof v === 'number' ? `0o${v.toString(8)}` : JSON.stringify(v);
 }
 
+/** The attributes a picture keeps (mtime in ms). */
+export type ShotAttr = Pick<NodeShot, 'mode' | 'uid' | 'gid' | 'nlink' | 'size' | 'mtime'>;
+
+/** Builds a picture in walk order, labelling each inode with the first path it was met at. */
+export class ShotBuilder {
+  readonly shot: TreeShot = new Map();
+  private readonly first = new Map<number, string>();
+
+  /** Adds path `p` of inode `ino`; the caller fills in `target` or `data`. */
+  add(p: string, ino: number, a: ShotAttr, xattrs: [string, string][]): NodeShot {
+    const inode = this.first.get(ino) ?? p;
+    this.first.set(ino, inode);
+    const node: NodeShot = { type: typeOfMode(a.mode), mode: a.mode, uid: a.uid, gid: a.gid, nlink: a.nlink, size: a.size, mtime: a.mtime, inode, xattrs };
+    this.shot.set(p, node);
+    return node;
+  }
+}
+
+/** The path of `name` in directory `dir`. */
+export function childPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+/** Directory entries in walk order. */
+export function byName<T extends { name: string }>(entries: T[]): T[] {
+  return entries.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+}
+
 /** Number of distinct inodes a picture shows. */
 export function inodeCount(shot: TreeShot): number {
   return new Set([...shot.values()].map((n) => n.inode)).size;
@@ -452,22 +480,16 @@ export class KernelReference {
 
   /** The picture of the whole tree. */
   shot(): TreeShot {
-    const out: TreeShot = new Map();
-    const first = new Map<number, string>();
+    const b = new ShotBuilder();
     const visit = (p: string): void => {
       const st = fs.lstatSync(this.real(p));
-      const ino = Number(st.ino);
-      const inode = first.get(ino) ?? p;
-      first.set(ino, inode);
-      const type = typeOfMode(st.mode);
-      const node: NodeShot = { type, mode: st.mode, uid: st.uid, gid: st.gid, nlink: st.nlink, size: st.size, mtime: st.mtimeMs, inode, xattrs: this.xattrsOfIno(ino) };
-      if (type === 'symlink') node.target = fs.readlinkSync(this.real(p));
-      if (type === 'file') node.data = fs.readFileSync(this.real(p));
-      out.set(p, node);
-      if (type === 'dir') for (const name of fs.readdirSync(this.real(p)).sort()) visit(p === '/' ? `/${name}` : `${p}/${name}`);
+      const node = b.add(p, Number(st.ino), { ...st, mtime: st.mtimeMs }, this.xattrsOfIno(Number(st.ino)));
+      if (node.type === 'symlink') node.target = fs.readlinkSync(this.real(p));
+      if (node.type === 'file') node.data = fs.readFileSync(this.real(p));
+      if (node.type === 'dir') for (const name of fs.readdirSync(this.real(p)).sort()) visit(childPath(p, name));
     };
     visit('/');
-    return out;
+    return b.shot;
   }
 
   /** Rebuilds the directory as `shot` shows it (every descriptor must be closed). */

@@ -42,9 +42,12 @@ import type { Logger } from '../../src/core/log.js';
 import { O_ACCMODE, O_APPEND, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, type Attr } from '../../src/core/types.js';
 import {
   KernelReference,
+  ShotBuilder,
   XATTR_NAMES,
   attempt,
   attemptAsync,
+  byName,
+  childPath,
   codeOf,
   dataOf,
   diffTrees,
@@ -52,9 +55,7 @@ import {
   nsOpArb,
   pathArb,
   seedArb,
-  typeOfMode,
   xattrValueOf,
-  type NodeShot,
   type NsOp,
   type TreeShot,
 } from './kernel-reference.js';
@@ -675,18 +676,13 @@ export class VolumeModel {
 
   /** The picture of the tree as the volume shows it through VolumeFs. */
   private async volumeShot(v: Volume = this.v): Promise<TreeShot> {
-    const out: TreeShot = new Map();
-    const first = new Map<number, string>();
+    const b = new ShotBuilder();
     const visit = async (p: string, a: Attr): Promise<void> => {
-      const inode = first.get(a.ino) ?? p;
-      first.set(a.ino, inode);
-      const type = typeOfMode(a.mode);
-      const names = (await v.listxattr(p)).sort();
       const xattrs: [string, string][] = [];
-      for (const k of names) xattrs.push([k, (await v.getxattr(p, k)).toString('hex')]);
-      const node: NodeShot = { type, mode: a.mode, uid: a.uid, gid: a.gid, nlink: a.nlink, size: a.size, mtime: a.mtime, inode, xattrs };
-      if (type === 'symlink') node.target = await v.readlink(p);
-      if (type === 'file') {
+      for (const k of (await v.listxattr(p)).sort()) xattrs.push([k, (await v.getxattr(p, k)).toString('hex')]);
+      const node = b.add(p, a.ino, a, xattrs);
+      if (node.type === 'symlink') node.target = await v.readlink(p);
+      if (node.type === 'file') {
         const fh = await v.open(p, O_RDONLY);
         try {
           node.data = await v.read(fh, a.size + 1, 0);
@@ -694,14 +690,10 @@ export class VolumeModel {
           await v.release(fh);
         }
       }
-      out.set(p, node);
-      if (type === 'dir') {
-        const entries = (await v.readdir(p)).sort((x, y) => (x.name < y.name ? -1 : 1));
-        for (const e of entries) await visit(p === '/' ? `/${e.name}` : `${p}/${e.name}`, e.attr);
-      }
+      if (node.type === 'dir') for (const e of byName(await v.readdir(p))) await visit(childPath(p, e.name), e.attr);
     };
     await visit('/', await v.getattr('/'));
-    return out;
+    return b.shot;
   }
 
   /** Compares the whole tree, the open handles and the inode count with the reference. */

@@ -22,21 +22,22 @@ import fs from 'node:fs';
 import fc from 'fast-check';
 import { FsState, type Snapshot } from '../../src/core/metadata.js';
 import { FsError } from '../../src/core/errors.js';
-import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type DataRef, type MetaRecord } from '../../src/core/types.js';
+import { ROOT_INO, S_IFDIR, S_IFMT, type DataRef, type MetaRecord } from '../../src/core/types.js';
 import {
   KernelReference,
   SETUP,
+  ShotBuilder,
   attempt,
+  byName,
+  childPath,
   dataOf,
   diffTrees,
   inodeCount,
   nsOpArb,
   pathArb,
   seedArb,
-  typeOfMode,
   withUmask0,
   xattrValueOf,
-  type NodeShot,
   type NsOp,
   type TreeShot,
 } from '../helpers/kernel-reference.js';
@@ -262,24 +263,16 @@ class Harness {
   /** The picture of the tree as FsState holds it (file contents rebuilt from the extent maps). */
   shot(): TreeShot {
     const s = this.state;
-    const out: TreeShot = new Map();
-    const first = new Map<number, string>();
+    const b = new ShotBuilder();
     const visit = (p: string, ino: number): void => {
-      const a = s.getattr(ino);
-      const inode = first.get(ino) ?? p;
-      first.set(ino, inode);
-      const type = typeOfMode(a.mode);
       const xattrs = s.listxattr(ino).sort().map((k) => [k, s.getxattr(ino, k).toString('hex')] as [string, string]);
-      const node: NodeShot = { type, mode: a.mode, uid: a.uid, gid: a.gid, nlink: a.nlink, size: a.size, mtime: a.mtime, inode, xattrs };
-      if ((a.mode & S_IFMT) === S_IFLNK) node.target = s.readlink(ino);
-      if ((a.mode & S_IFMT) === S_IFREG) node.data = this.contents(ino);
-      out.set(p, node);
-      if (type === 'dir') {
-        for (const e of s.readdir(ino).sort((x, y) => (x.name < y.name ? -1 : 1))) visit(p === '/' ? `/${e.name}` : `${p}/${e.name}`, e.attr.ino);
-      }
+      const node = b.add(p, ino, s.getattr(ino), xattrs);
+      if (node.type === 'symlink') node.target = s.readlink(ino);
+      if (node.type === 'file') node.data = this.contents(ino);
+      if (node.type === 'dir') for (const e of byName(s.readdir(ino))) visit(childPath(p, e.name), e.attr.ino);
     };
     visit('/', ROOT_INO);
-    return out;
+    return b.shot;
   }
 
   /** Compares the whole tree and the open handles. */
