@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -208,6 +209,35 @@ describe('swift store: requests, faults and retries', () => {
     // Without verification the bytes are returned as received.
     fault(objectRequest('GET', 'm'), (_req, res) => res.writeHead(200, { 'content-length': '4', etag: createHash('md5').update('good').digest('hex') }).end('evil'));
     assert.equal((await open({ verifyDownloads: false }).get('c', 'm')).body.toString(), 'evil');
+  });
+
+  it('buffer puts store the body\'s CRC32; whole GETs are checked against it (not the MD5); callers never see it', async () => {
+    const crcHex = (data: string) => (crc32(Buffer.from(data)) >>> 0).toString(16).padStart(8, '0');
+    await store.put('c', 'crc', Buffer.from('good'), { metadata: { color: 'blue' } });
+    const stored = fake.containers.get('c')!.objects.get('crc')!;
+    assert.equal(stored.meta['x-object-meta-swiftfs-crc32'], crcHex('good'));
+    const got = await store.get('c', 'crc');
+    assert.equal(got.body.toString(), 'good');
+    assert.deepEqual(got.info.metadata, { color: 'blue' });
+    assert.deepEqual((await store.head('c', 'crc')).metadata, { color: 'blue' });
+    // Other bytes whose MD5 matches the ETag but not the stored CRC32: Integrity (the CRC32 is what is checked).
+    const evil = (etagOf: string, body: string) => (_req: IncomingMessage, res: ServerResponse) =>
+      res.writeHead(200, { 'content-length': String(body.length), etag: createHash('md5').update(etagOf).digest('hex'), 'x-object-meta-swiftfs-crc32': crcHex('good') }).end(body);
+    fault(objectRequest('GET', 'crc'), evil('evil', 'evil'));
+    assert.equal((await rejection(store.get('c', 'crc'))).code, 'Integrity');
+    // The right bytes with a CRC32 are accepted without hashing them with MD5 (that ETag is wrong on purpose).
+    fault(objectRequest('GET', 'crc'), evil('something else', 'good'));
+    assert.equal((await store.get('c', 'crc')).body.toString(), 'good');
+    // A ranged GET is not checked (neither checksum covers a range), and does not show the CRC32 either.
+    const part = await store.get('c', 'crc', { range: { offset: 1, length: 2 } });
+    assert.equal(part.body.toString(), 'oo');
+    assert.deepEqual(part.info.metadata, { color: 'blue' });
+    // The key is the store's own.
+    assert.equal((await rejection(store.put('c', 'x', Buffer.from('a'), { metadata: { 'swiftfs-crc32': '00000000' } }))).code, 'InvalidArgument');
+    // Objects without a CRC32 (stream puts, older objects) are still checked by MD5: see the next test.
+    await store.put('c', 'streamed', Readable.from([Buffer.from('abc')]));
+    assert.equal(fake.containers.get('c')!.objects.get('streamed')!.meta['x-object-meta-swiftfs-crc32'], undefined);
+    assert.equal((await store.get('c', 'streamed')).body.toString(), 'abc');
   });
 
   it('maps statuses: 404 NotFound, 429/498 Throttled after retries, 507, 409 on a non-empty container', async () => {
