@@ -855,4 +855,17 @@ export class Volume implements VolumeFs {
     if (this.readOnly || !this.committer) return;
     await this.syncVolume();
   }
+
+  /**
+   * fsync(2) of a directory (FUSE fsyncdir): its entries are durable per the fsync mode, like fsync of a file.
+   * Namespace changes are journaled in order with everything else, so nothing here is directory-specific:
+   * 'local' syncs the WAL, 'remote' commits every change made before the call.
+   */
+  async fsyncdir(p: string, datasync: boolean): Promise<void> {
+    void p;
+    void datasync;
+    if (this.readOnly || !this.committer) return;
+    if (this.fsyncMode === 'local') await this.wal!.sync(this.wal!.lastSeq);
+    else await this.syncVolume();
+  }
 }
