@@ -5,8 +5,9 @@
  * A run formats a volume, opens it, and drives it through the VolumeFs API with a random sequence of
  * operations, applying each one also to a real directory (KernelReference, ./kernel-reference.ts): paths and
  * handles, open (with O_CREAT/O_EXCL/O_TRUNC/O_APPEND and every access mode), read/write/ftruncate/fstat/
- * fsync/close of handles, the namespace operations, utimens, xattrs, syncAll, checkpoints, pauses that let
- * background commits run, and:
+ * fsync/close of handles (writes over a block too, which the volume splits into one WAL entry per block), the
+ * namespace operations, utimens, xattrs, syncAll, checkpoints, pauses that let background commits run, writes
+ * to distinct files issued at once with an fsync beside them, and:
  *   - restart: a clean close and open again with the same cache directory;
  *   - crash: the volume is abandoned without committing (as a killed process leaves it: Volume.close({abandon}),
  *     the way test/unit/volume-durability.test.ts does it), possibly with one operation still in flight, then
@@ -16,8 +17,9 @@
  *         between the last durable point and the crash. Durable points (DESIGN.md's contract): a returned
  *         fsync in mode remote, syncAll, a checkpoint, a close with closeSync, a clean close, and the first commit
  *         of an open. Later changes may be there too, since background commits carry them, but only as a prefix
- *         of the operations: the state must equal the reference as it was after one of them. The reference is
- *         then reset to that state;
+ *         of the operations: the state must equal the reference as it was after one of them (after one of the
+ *         block pieces of a large write; with any subset of parallel writes). The reference is then reset to
+ *         that state;
  *   - return: the host of the last new-host crash comes back with its stale cache directory: whatever its WAL
  *     held uncommitted must not be applied over the newer state (lost+found), the state is exactly the reference's;
  *   - peek: a read-only mount on an empty cache directory beside the writer sees a committed state: the
@@ -93,6 +95,8 @@ export type VolOp =
   | { k: 'getxattr'; p: string; name: string }
   | { k: 'listxattr'; p: string }
   | { k: 'syncAll' }
+  /** fsync(2) of a directory: a durable point in fsync mode remote. */
+  | { k: 'fsyncdir'; p: string }
   | { k: 'checkpoint' }
   | { k: 'wait'; ms: number }
   | { k: 'restart' }
@@ -181,6 +185,7 @@ export function volOpArb(opts: { crashes: boolean }): fc.Arbitrary<VolOp> {
     { weight: 1, arbitrary: fc.record({ k: fc.constant('getxattr' as const), p: pathArb, name: fc.constantFrom(...XATTR_NAMES) }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('listxattr' as const), p: pathArb }) },
     { weight: 1, arbitrary: fc.constant({ k: 'syncAll' as const }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('fsyncdir' as const), p: fc.constantFrom('/', '/a', '/a/b') }) },
     { weight: 1, arbitrary: fc.constant({ k: 'checkpoint' as const }) },
     { weight: 3, arbitrary: fc.record({ k: fc.constant('wait' as const), ms: fc.constantFrom(0, 2, 15, 40) }) },
     { weight: 1, arbitrary: fc.constant({ k: 'restart' as const }) },
@@ -570,6 +575,20 @@ export class VolumeModel {
         await v.syncAll();
         this.durable();
         break;
+      case 'fsyncdir': {
+        let fd = -1;
+        try {
+          fd = fs.openSync(ref.real(op.p), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+        } catch {
+          return; // the door only calls it on an open directory
+        }
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+        await v.fsyncdir(op.p, false);
+        if (this.o.config.fsync === 'remote') this.durable();
+        count(this.stats, op, 0);
+        break;
+      }
       case 'checkpoint':
         await v.checkpointNow();
         this.durable();
