@@ -7,15 +7,17 @@
  *    the store at the parallel PUT rate instead of waiting for an fsync.
  *  - A commit takes every entry appended so far (a prefix of the WAL), packs the data not covered by an early
  *    upload into objects of at most blockSize bytes (small writes of many files together), uploads them in
- *    parallel (p-queue, bounded), waits for the early uploads it uses, then puts the segment create-only at
- *    the next number. Only then are the in-memory refs rebased from the WAL to the objects and the WAL released.
+ *    parallel (p-queue, bounded), waits for the early uploads it uses, then puts the segment at the next number
+ *    under the owner's lease (ownership.ts: started while the lease is fresh, one attempt, acknowledged only if
+ *    answered while the lease held or confirmed after; create-only where the store has it). Only then are the
+ *    in-memory refs rebased from the WAL to the objects and the WAL released.
  *  - Group commit: one commit at a time; callers that need their entries committed share the running commit
  *    when it covers them, else the next one.
  *  - Commits start on demand (fsync, syncAll), after the commit interval following the first dirty change, and
  *    when dirty bytes pass half the dirty limit. Writers wait (never fail) while dirty bytes are at the limit.
  *  - Store failures are retried forever with backoff (the store's own retries are per call) and reported in
- *    `health`; losing the create-only race for a segment means another owner took the volume: the committer
- *    turns fenced (the volume read-only) and says so once.
+ *    `health`; losing the lease, or finding another writer's segment at our number, means another owner took the
+ *    volume: the committer turns fenced (the volume read-only, nothing more acknowledged) and says so once.
  *  - Every `checkpointEvery` segments or `checkpointBytes` of journal, a checkpoint of the committed state is
  *    built (from the previous checkpoint plus the segments since: the live state also holds uncommitted
  *    changes) and written, then garbage is collected (gc.ts).
@@ -423,7 +425,7 @@ export class Committer {
         } finally {
           for (const s of segments) this.wal.unpin(s);
         }
-        await this.putForever(dataKey(id), buf, 'data');
+        await this.putForever(dataKey(id), buf);
         this.uploadedBytes += buf.length;
         this.uploadedObjects++;
         up.ok = true;
@@ -592,7 +594,7 @@ export class Committer {
       this.uploads.add(async () => {
         const buf = this.buffers.get(p.length);
         await Promise.all(p.pieces.map((piece) => this.wal.read(piece.segment, piece.off, piece.len, buf, piece.at)));
-        await this.putForever(dataKey(p.id), buf, 'data');
+        await this.putForever(dataKey(p.id), buf);
         this.uploadedBytes += buf.length;
         this.uploadedObjects++;
         void this.cache.insert(p.id, buf).finally(() => this.buffers.put(buf));
@@ -600,15 +602,6 @@ export class Committer {
     );
     await Promise.all([...packUploads, ...[...usedEarly].map((u) => u.done)]);
     if (this.fenced) throw this.fencedError();
-
-    if (!this.o.conditionalCreate) {
-      try {
-        await this.retryForever('owner check', () => this.o.ownership.verify());
-      } catch (err) {
-        if (err instanceof FencedError) this.fence(err);
-        throw err instanceof FencedError ? this.fencedError() : err;
-      }
-    }
 
     const seq = this.head.seq + 1;
     const header: SegmentHeader = {
@@ -659,30 +652,30 @@ export class Committer {
     }
   }
 
-  /** Puts the segment create-only; losing the race means another owner: fenced. */
+  /**
+   * Puts the segment under the owner's lease (Ownership.putUnderLease: started while the lease is fresh, one
+   * attempt, an unknown outcome read back, acknowledged only while the lease holds). Losing the lease, or another
+   * writer's segment at this number, fences the committer: the segment is not acknowledged.
+   */
   private async putSegment(seq: number, bytes: Buffer): Promise<void> {
-    let attempted = false;
-    const key = segmentKey(seq);
+    await this.putLeased(segmentKey(seq), bytes, `journal segment ${seq}`, `journal segment ${seq} already exists: another owner committed to this volume`);
+  }
+
+  /** A put under the lease, retried until it lands (health reported); fences on a lost lease or another's object. */
+  private async putLeased(key: string, bytes: Buffer, what: string, takenWhy: string): Promise<void> {
+    let out;
     try {
-      await this.retryForever(`journal segment ${seq}`, async () => {
-        try {
-          await this.store.put(this.container, key, bytes, { contentType: 'application/octet-stream', ...(this.o.conditionalCreate ? { ifNoneMatch: '*' as const } : {}) });
-        } catch (err) {
-          if (isStoreError(err, StoreErrorCode.PreconditionFailed) && attempted) {
-            // An earlier attempt of ours may have landed with its answer lost: if the stored segment is ours, done.
-            const existing = await this.store.get(this.container, key);
-            if (existing.body.equals(bytes)) return;
-          }
-          attempted = true;
-          throw err;
-        }
-      });
+      out = await this.retryForever(what, () => this.o.ownership.putUnderLease(key, bytes, { createOnly: this.o.conditionalCreate }));
     } catch (err) {
-      if (isStoreError(err, StoreErrorCode.PreconditionFailed)) {
-        this.fence(new FencedError(null), `journal segment ${seq} already exists: another owner committed to this volume`);
+      if (err instanceof FencedError) {
+        this.fence(err);
         throw this.fencedError();
       }
       throw err;
+    }
+    if (!out.ok) {
+      this.fence(new FencedError(null), takenWhy);
+      throw this.fencedError();
     }
   }
 
@@ -741,9 +734,13 @@ export class Committer {
     }
   }
 
-  private async putForever(key: string, body: Buffer, kind: 'data' | 'checkpoint'): Promise<void> {
+  /**
+   * Puts a data object until it lands. Data objects need no lease: their names are unique to our epoch and
+   * nothing refers to them before a segment does, so the store's own retries are fine here.
+   */
+  private async putForever(key: string, body: Buffer): Promise<void> {
     let attempted = false;
-    await this.retryForever(kind === 'data' ? `data object ${key}` : `checkpoint ${key}`, async () => {
+    await this.retryForever(`data object ${key}`, async () => {
       try {
         await this.store.put(this.container, key, body, { contentType: 'application/octet-stream', ...(this.o.conditionalCreate ? { ifNoneMatch: '*' as const } : {}) });
       } catch (err) {
@@ -832,7 +829,7 @@ export class Committer {
     const id = objectId(this.epoch, n);
     let appended: WalEntry | null = null;
     try {
-      await this.putForever(dataKey(id), buf, 'data');
+      await this.putForever(dataKey(id), buf);
       this.compactedBytes += buf.length;
       void this.cache.insert(id, buf);
       if (this.closing) return;
@@ -896,7 +893,7 @@ export class Committer {
     });
     const bytes = built.bytes;
     const referenced = new Set(built.referenced);
-    await this.putForever(checkpointKey(c), bytes, 'checkpoint');
+    await this.putLeased(checkpointKey(c), bytes, `checkpoint ${c}`, `checkpoint ${c} already exists with other content: another owner wrote to this volume`);
     this.checkpointSeq = c;
     this.checkpointBytes = bytes.length <= 64 * 1024 * 1024 ? bytes : null;
     this.retained.splice(0, segs.length);
@@ -910,7 +907,7 @@ export class Committer {
         referenced,
         epoch: this.epoch,
         keepFrom,
-        verifyOwner: () => this.o.ownership.verify(),
+        beforeDelete: () => this.o.ownership.beforeWrite(),
         onObjectDeleted: (id) => this.cache.remove(id),
         ...(this.log ? { logger: this.log } : {}),
       });

@@ -8,6 +8,9 @@
  *    deleted below `keepFrom`, the first object number that was not yet committed at segment c (everything from
  *    there on may belong to a later segment or to an upload in flight).
  * Objects of older epochs that c does not reference were left by crashed or fenced writers.
+ *
+ * Every delete starts only while the owner's lease allows a write (`beforeDelete`, ownership.ts): a session that
+ * lost the volume stops deleting within the settle delay, before a new owner commits anything.
  */
 
 import type { ObjectStore } from '../store/object-store.js';
@@ -47,19 +50,23 @@ export function isGarbageObject(id: string, input: GcPlanInput): boolean {
 export interface GcOptions extends GcPlanInput {
   store: ObjectStore;
   container: string;
-  /** Checked right before deleting anything: throws if we no longer own the volume. */
-  verifyOwner: () => Promise<void>;
+  /** Awaited before each delete: resolves while our lease allows writes, throws once we no longer own the volume. */
+  beforeDelete: () => Promise<void>;
   /** Called for each data object deleted (to drop it from the local cache). */
   onObjectDeleted?: (id: string) => void;
   parallel?: number;
   logger?: Logger;
 }
 
-async function deleteAll(store: ObjectStore, container: string, keys: string[], parallel: number): Promise<void> {
+async function deleteAll(store: ObjectStore, container: string, keys: string[], parallel: number, beforeDelete: () => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(parallel, keys.length) }, async () => {
-      while (next < keys.length) await store.delete(container, keys[next++]!);
+      while (next < keys.length) {
+        const key = keys[next++]!;
+        await beforeDelete();
+        await store.delete(container, key);
+      }
     }),
   );
 }
@@ -101,15 +108,14 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   }
 
   if (segmentKeys.length + checkpointKeys.length + garbage.length === 0) return result;
-  await opts.verifyOwner();
   // Data first: if we stop half way, the journal still describes everything that remains referenced.
-  await deleteAll(store, container, garbage.map((g) => g.key), parallel);
+  await deleteAll(store, container, garbage.map((g) => g.key), parallel, opts.beforeDelete);
   for (const g of garbage) opts.onObjectDeleted?.(g.id);
   result.objects = garbage.length;
   result.objectBytes = garbage.reduce((n, g) => n + g.size, 0);
-  await deleteAll(store, container, segmentKeys, parallel);
+  await deleteAll(store, container, segmentKeys, parallel, opts.beforeDelete);
   result.segments = segmentKeys.length;
-  await deleteAll(store, container, checkpointKeys, parallel);
+  await deleteAll(store, container, checkpointKeys, parallel, opts.beforeDelete);
   result.checkpoints = checkpointKeys.length;
   opts.logger?.info({ container, ...result, checkpoint: opts.checkpointSeq }, 'garbage collected');
   return result;

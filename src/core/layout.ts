@@ -18,6 +18,8 @@ import type { Snapshot } from './metadata.js';
 export const PREFIX = '.swiftfs/';
 export const FORMAT_KEY = '.swiftfs/format';
 export const OWNER_KEY = '.swiftfs/owner';
+/** The owner's liveness heartbeat (renewal time, clean release): written by the owner only, never the owner record. */
+export const HEARTBEAT_KEY = '.swiftfs/owner-heartbeat';
 export const JOURNAL_PREFIX = '.swiftfs/journal/';
 export const CHECKPOINT_PREFIX = '.swiftfs/checkpoint/';
 export const DATA_PREFIX = '.swiftfs/data/';

@@ -3,7 +3,8 @@
  *
  *   Volume.format(store, container, opts)   creates the format record and the empty filesystem
  *   Volume.open(store, container, opts)     mounts: newest checkpoint + journal tail, then (read-write) takes
- *                                           ownership, replays the local WAL (crash recovery) and commits
+ *                                           ownership (the lease's settle wait), reads the journal tail again,
+ *                                           replays the local WAL (crash recovery) and commits
  *   volume.close()                          commits everything, releases ownership
  *
  * Write path: validate + plan (FsState) -> append to the WAL (synchronous position) -> apply -> await the WAL
@@ -31,6 +32,7 @@ import {
   dataKey,
   loadVolume,
   readFormat,
+  readJournalTail,
   writeFormat,
   type FormatRecord,
 } from './layout.js';
@@ -105,9 +107,16 @@ export interface VolumeOpenOptions {
   /** Checkpoint every this many segments / journal bytes. Defaults 1000 / 64 MiB. */
   checkpointEvery?: number;
   checkpointBytes?: number;
-  /** Owner lease and renewal period. Defaults 120 s / 30 s. */
+  /** How long a holder that stopped renewing still counts as live, and the renewal (heartbeat) period. Defaults 120 s / 30 s. */
   leaseMs?: number;
   renewMs?: number;
+  /**
+   * The single-writer lease's settle delay S (ownership.ts, DESIGN.md "Single writer"): a read-write open waits it
+   * out after writing the owner record (not where create-only puts are atomic), and a writer commits only within
+   * S/2 of its last owner check. Every host of a volume should use the same; a takeover waits for the largest any
+   * owner used. Must exceed twice the store's worst request delay. Default 4000 ms.
+   */
+  fenceSettleMs?: number;
   /** Keep the full blocks of big sequential writes in the cache after upload (see CommitterOptions). Default auto. */
   cacheFullBlocks?: boolean;
   /** Rewrite a file block held in more than this many data objects as one object (default 16; 0: never). */
@@ -339,13 +348,33 @@ export class Volume implements VolumeFs {
     try {
       releaseLock = await lockCacheDir(volDir);
       ownership = await Ownership.acquire(
-        { store, container, conditionalCreate: caps.conditionalCreate, logger: log, ...(opts.force ? { force: true } : {}), ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}), ...(opts.renewMs ? { renewMs: opts.renewMs } : {}) },
+        {
+          store,
+          container,
+          conditionalCreate: caps.conditionalCreate,
+          ...(caps.createOnlyAtomic ? { createOnlyAtomic: true } : {}),
+          logger: log,
+          ...(opts.force ? { force: true } : {}),
+          ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
+          ...(opts.renewMs ? { renewMs: opts.renewMs } : {}),
+          ...(opts.fenceSettleMs !== undefined ? { settleMs: opts.fenceSettleMs } : {}),
+        },
         head.maxEpoch,
       );
-      phase(`owner epoch ${ownership.epoch}`);
-      if (ownership.guarantee === 'check-then-put') {
-        log.warn({ container, store: store.description }, 'this store has no conditional create: single-writer fencing is check-then-put (the owner record is checked before each commit), which leaves a short race window if two hosts force-open the volume at once');
+      phase(`owner epoch ${ownership.epoch} (${ownership.guarantee})`);
+      // The journal as the settle wait left it: whatever an earlier owner could still commit is in it by now, and
+      // our first commit goes to the first number free after it.
+      const tail = await readJournalTail(store, container, head.seq);
+      for (const seg of tail) {
+        const h = seg.decoded.header;
+        if (h.epoch >= ownership.epoch) {
+          throw new VolumeBusyError(ownership.record, `another session (epoch ${h.epoch}) committed to volume ${container} while it was being opened`);
+        }
+        for (const batch of seg.decoded.batches) state.apply(batch);
+        head = { seq: h.seq, epoch: h.epoch, walId: h.walId, walSeq: h.walSeq, maxEpoch: Math.max(head.maxEpoch, h.epoch) };
+        loaded.segments.push(seg);
       }
+      if (tail.length) phase(`${tail.length} more segments after the takeover`);
       const walDir = path.join(volDir, 'wal');
       const walOpts = { dir: walDir, volume: format.uuid, segmentSize, maxSegments: Math.ceil(dirtyLimit / segmentSize) + 4, logger: log };
       let opened = await Wal.open(walOpts);

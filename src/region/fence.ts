@@ -2,24 +2,24 @@
  * Fencing: making sure that once a volume has moved (or been taken over), no older writer can commit to a
  * container of it again.
  *
- * A fence in a container (a region's copy of the volume):
- *   1. writes an owner record with an epoch above every epoch that ever wrote there (the owner record's, the
- *      journal's, and the data objects'), so that a writer that looks at the owner record (lease renewal, the
- *      check before each commit where there is no create-only put) knows it lost the volume;
- *   2. commits an empty journal segment with that epoch at the first free number, create-only, so that an old
- *      writer that is still running loses the race for its next segment number and turns its mount read-only
- *      (committer.ts: PreconditionFailed on a segment put fences it);
- *   3. reads the owner record back (another fence or takeover at the same moment makes this one fail).
+ * A fence in a container (a region's copy of the volume) is a takeover under the core's single-writer lease
+ * (core/ownership.ts, DESIGN.md "Single writer"):
+ *   1. takes the owner record with an epoch above every epoch that ever wrote there (the owner record's, the
+ *      journal's, the data objects', and a floor the caller gives): the record is written, the fence waits the
+ *      settle delay S (none where create-only puts are atomic) and reads it back (another takeover at the same
+ *      moment makes this one fail). A writer still running finds the record in its next lease check and stops
+ *      committing; by the end of the wait nothing it started can still land;
+ *   2. commits an empty journal segment with that epoch at the first free number after that wait, started within
+ *      S/2 of a read of the record that showed the fence (create-only where the store has it): where create-only
+ *      puts are atomic, an old writer that is still running loses the race for that number; on 412 the segment
+ *      found there is an older writer's (the next number) or a newer owner's (this fence lost);
+ *   3. reads the segment and the owner record back.
  *
  * `retire` leaves a fence owner that never expires (an old home: nobody opens it read-write without forcing,
  * and the error names where the volume went); `takeover` leaves a live owner for the duration of the relocation,
- * released by `releaseTakeover` so that the next mount takes the volume without forcing.
- *
- * Where the store has no create-only puts (Swift 2.30's S3 API), step 2 is a plain put after a check: a writer
- * that committed between the check and the put would have its segment overwritten, and an old writer that does
- * not read the owner record in time commits once more. What remains is the owner record checked before every
- * commit (ownership.ts, check-then-put): at most about one commit of overlap. Callers must have the operator
- * confirm (`force`) before fencing such a store.
+ * released by `releaseTakeover` (its heartbeat says released) so that the next mount takes the volume without
+ * forcing. Stores without create-only puts (Swift 2.30's S3 API) get the same guarantee: the lease does not need
+ * them.
  *
  * When an old home cannot be reached, the fence is recorded as pending in the new home
  * (`.swiftfs/pending-fences`) and applied by `applyPendingFences` the moment it answers again: from the new
@@ -28,10 +28,9 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ObjectStore } from '../store/object-store.js';
-import { isStoreError, StoreErrorCode } from '../store/errors.js';
 import { UUID_LABEL, fetchSegment, readFormat, segmentKey } from '../core/layout.js';
 import { encodeSegment } from '../core/records.js';
-import { Ownership, type OwnerRecord, type OwnershipGuarantee } from '../core/ownership.js';
+import { DEFAULT_SETTLE_MS, FencedError, Ownership, VolumeBusyError, explainGuarantee, guaranteeOf, type OwnerRecord, type OwnershipGuarantee } from '../core/ownership.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { maxDataEpoch, readJournalHead, type JournalHeadInfo } from './journal.js';
 import {
@@ -40,8 +39,6 @@ import {
   heldOwnerRecord,
   isFenceOwner,
   readPendingFences,
-  releasedOwnerRecord,
-  writeOwner,
   writePendingFences,
   type PendingFence,
   type VolumePlace,
@@ -69,14 +66,13 @@ export interface FenceOptions {
   reason: string;
   /** The fence epoch is above this too (e.g. the epochs seen in the other region). */
   minEpoch?: number;
-  /** Fence even without create-only puts (the operator confirmed the weaker guarantee). */
+  /** Accepted for compatibility: every store is fenced with the same guarantee now (the lease needs no create-only puts). */
   force?: boolean;
   /** takeover: refuse when a live session owns the container, unless this is set. */
   forceOwner?: boolean;
   /**
-   * Pause after writing the owner record and again after the fence segment's put before reading it back
-   * (default 1 s). Swift's create-only put is not atomic against a concurrent put of the same name (both may
-   * succeed; the later timestamp wins), so the fence verifies that its segment is the one that stayed.
+   * The lease's settle delay S (default 4 s, the volumes' default): the fence waits it (or the larger one the
+   * owner record names) after writing its owner record, before it looks for the first free segment number.
    */
   settleMs?: number;
   logger?: Logger;
@@ -89,7 +85,7 @@ export interface FenceResult {
   seq: number;
   time: number;
   guarantee: OwnershipGuarantee;
-  /** The journal as it was just before the fence (its head is what the volume holds there). */
+  /** The journal as it was just before the fence segment (its head is what the volume holds there). */
   headBefore: JournalHeadInfo;
   previousOwner: OwnerRecord | null;
   session: string;
@@ -97,23 +93,11 @@ export interface FenceResult {
 
 /** The guarantee a store gives for fencing, and the text saying what it means. */
 export async function fenceGuarantee(store: ObjectStore, container: string): Promise<{ guarantee: OwnershipGuarantee; explanation: string }> {
-  const caps = await store.capabilities(container);
-  if (caps.conditionalCreate) {
-    return { guarantee: 'fenced', explanation: 'create-only puts: an old writer can never commit again after the fence' };
-  }
-  return {
-    guarantee: 'check-then-put',
-    explanation:
-      'this store has no create-only puts: the fence relies on writers checking the owner record before each commit, ' +
-      'so an old writer that is still running may commit once more (about one commit interval) before it stops',
-  };
+  const guarantee = guaranteeOf(await store.capabilities(container));
+  return { guarantee, explanation: explainGuarantee(guarantee) };
 }
 
 const MAX_FENCE_ATTEMPTS = 1000;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Fences one container of a volume (see the module comment). */
 export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
@@ -125,93 +109,105 @@ export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
   if (format.uuid !== opts.uuid) {
     throw new FenceError('uuid-mismatch', `${opts.region}/${container} holds volume ${format.uuid}, not ${opts.uuid}; not fencing it`);
   }
-  const { guarantee, explanation } = await fenceGuarantee(store, container);
-  if (guarantee !== 'fenced' && !opts.force) {
-    throw new FenceError('no-conditional-create', `${opts.region}/${container}: ${explanation}; confirm with --force to go on`);
-  }
-  const previousOwner = await Ownership.read(store, container);
-  if (opts.mode === 'takeover' && previousOwner && !opts.forceOwner && Ownership.isLive(previousOwner, 120_000) && !isFenceOwner(previousOwner)) {
-    throw new FenceError('busy', `${opts.region}/${container} is in use read-write by ${previousOwner.host} (pid ${previousOwner.pid}, epoch ${previousOwner.epoch}); it cannot be taken over without forcing`);
-  }
-  const headBefore = await readJournalHead(store, container, { epochs: true });
+  const caps = await store.capabilities(container);
+  const guarantee = guaranteeOf(caps);
+  const headSeen = await readJournalHead(store, container, { epochs: true });
   const dataEpoch = await maxDataEpoch(store, container);
-  const epoch = Math.max(previousOwner?.epoch ?? 0, headBefore.maxEpoch, dataEpoch, opts.minEpoch ?? 0) + 1;
   const session = `fence-${randomUUID()}`;
 
-  const owner: OwnerRecord = opts.mode === 'retire' ? fenceOwnerRecord(epoch, opts.movedTo ?? null, opts.reason, session) : heldOwnerRecord(epoch, session);
-  await writeOwner(store, container, owner);
+  // 1. The owner record, the settle wait, the read back.
+  let taken: Awaited<ReturnType<typeof Ownership.takeOver>>;
+  try {
+    taken = await Ownership.takeOver(
+      {
+        store,
+        container,
+        conditionalCreate: caps.conditionalCreate,
+        ...(caps.createOnlyAtomic ? { createOnlyAtomic: true } : {}),
+        settleMs: opts.settleMs ?? DEFAULT_SETTLE_MS,
+        logger: log,
+      },
+      (current) => {
+        if (opts.mode === 'takeover' && current && !opts.forceOwner && Ownership.isLive(current, 120_000) && !isFenceOwner(current)) {
+          throw new FenceError('busy', `${opts.region}/${container} is in use read-write by ${current.host} (pid ${current.pid}, epoch ${current.epoch}); it cannot be taken over without forcing`);
+        }
+        const epoch = Math.max(current?.epoch ?? 0, headSeen.maxEpoch, dataEpoch, opts.minEpoch ?? 0) + 1;
+        return opts.mode === 'retire' ? fenceOwnerRecord(epoch, opts.movedTo ?? null, opts.reason, session) : heldOwnerRecord(epoch, session);
+      },
+    );
+  } catch (err) {
+    if (err instanceof VolumeBusyError) {
+      throw new FenceError('race', `${opts.region}/${container}: another session took the volume while it was being fenced (${err.holder.host}, epoch ${err.holder.epoch})`, { cause: err });
+    }
+    throw err;
+  }
+  const lease = taken.ownership;
+  const epoch = lease.epoch;
+  const previousOwner = taken.previous;
 
-  // Writers that check the owner record (lease renewal, check-then-put, the replicator before each segment)
-  // see it from now on; give one that checked just before a moment to finish the put it had started.
-  const settleMs = opts.settleMs ?? 1000;
-  if (settleMs > 0) await sleep(settleMs);
-
-  // The fence segment, at the first free number.
+  // 2. The fence segment, at the first number free after the wait.
+  const headBefore = await readJournalHead(store, container, { epochs: true });
+  if (headBefore.maxEpoch >= epoch) {
+    throw new FenceError('race', `${opts.region}/${container}: a writer of epoch ${headBefore.maxEpoch} committed while it was being fenced (fence epoch ${epoch})`);
+  }
   let seq = headBefore.seq + 1;
   let time = Date.now();
   for (let attempt = 0; ; attempt++) {
     if (attempt >= MAX_FENCE_ATTEMPTS) throw new FenceError('race', `${opts.region}/${container}: could not commit a fence segment after ${MAX_FENCE_ATTEMPTS} attempts (a writer keeps committing)`);
-    // Still ours? A takeover since (a newer epoch) must not be fenced by this older one.
-    const current = await Ownership.read(store, container);
-    if (!current || current.session !== session) {
-      throw new FenceError('race', `${opts.region}/${container}: another session took the volume while it was being fenced${current ? ` (${current.host}, epoch ${current.epoch})` : ''}`);
-    }
     time = Date.now();
     const bytes = encodeSegment({ v: 1, seq, epoch, walId: session, walSeq: 0, time, objects: [] }, []);
+    let out;
     try {
-      if (guarantee === 'fenced') {
-        await store.put(container, segmentKey(seq), bytes, { contentType: 'application/octet-stream', ifNoneMatch: '*' });
-      } else {
-        let exists = true;
-        try {
-          await store.head(container, segmentKey(seq));
-        } catch (err) {
-          if (!isStoreError(err, StoreErrorCode.NotFound)) throw err;
-          exists = false;
-        }
-        if (exists) {
-          seq++;
-          continue;
-        }
-        await store.put(container, segmentKey(seq), bytes, { contentType: 'application/octet-stream' });
-      }
-      // A concurrent put of the same number may have succeeded too and replace ours (Swift keeps the later
-      // timestamp): read it back once such a put would have landed; if ours did not stay, the next number.
-      if (settleMs > 0) await sleep(settleMs);
-      const stored = await fetchSegment(store, container, seq).catch(() => null);
-      if (!stored || !stored.bytes.equals(bytes)) {
-        log.warn({ region: opts.region, container, seq }, 'fence: another writer\'s segment replaced the fence segment; fencing at the next number');
-        seq++;
-        continue;
-      }
-      break;
+      out = await lease.putUnderLease(segmentKey(seq), bytes, { createOnly: caps.conditionalCreate });
     } catch (err) {
-      if (isStoreError(err, StoreErrorCode.PreconditionFailed)) {
-        // A writer committed this number first (it is still running): the next one.
-        seq++;
-        continue;
+      if (err instanceof FencedError) {
+        throw new FenceError('race', `${opts.region}/${container}: another session took the volume while it was being fenced${err.holder ? ` (${err.holder.host}, epoch ${err.holder.epoch})` : ''}`, { cause: err });
       }
       throw err;
     }
+    if (!out.ok) {
+      // Another writer's segment has this number: an older one that was still committing (the next number), or
+      // a newer owner (this fence lost the volume).
+      const other = await fetchSegment(store, container, seq).catch(() => null);
+      if (other && other.decoded.header.epoch >= epoch) {
+        throw new FenceError('race', `${opts.region}/${container}: a writer of epoch ${other.decoded.header.epoch} committed segment ${seq} while it was being fenced (fence epoch ${epoch})`);
+      }
+      seq++;
+      continue;
+    }
+    // 3. Read it back (a writer that ignores the lease could have replaced it).
+    const stored = await fetchSegment(store, container, seq).catch(() => null);
+    if (!stored || !stored.bytes.equals(bytes)) {
+      if (stored && stored.decoded.header.epoch >= epoch) {
+        throw new FenceError('race', `${opts.region}/${container}: a writer of epoch ${stored.decoded.header.epoch} replaced the fence segment ${seq}`);
+      }
+      log.warn({ region: opts.region, container, seq }, "fence: another writer's segment replaced the fence segment; fencing at the next number");
+      seq++;
+      continue;
+    }
+    break;
   }
-  const back = await Ownership.read(store, container);
+  const back = await Ownership.readRecord(store, container);
   if (!back || back.session !== session) {
     throw new FenceError('race', `${opts.region}/${container}: another session took the volume while it was being fenced${back ? ` (${back.host}, epoch ${back.epoch})` : ''}`);
   }
   await store.setLabels(container, { [UUID_LABEL]: format.uuid, [ROLE_LABEL]: opts.mode === 'retire' ? 'retired' : 'home' }).catch((err: unknown) => {
     log.warn({ err: (err as Error).message }, 'fence: could not set the container labels');
   });
-  log.info({ region: opts.region, container, epoch, seq, mode: opts.mode, guarantee }, opts.mode === 'retire' ? 'old home fenced' : 'volume taken over');
+  log.info({ region: opts.region, container, epoch, seq, mode: opts.mode, guarantee, waitedMs: taken.waitedMs }, opts.mode === 'retire' ? 'old home fenced' : 'volume taken over');
   return { place: { region: opts.region, container }, epoch, seq, time, guarantee, headBefore, previousOwner, session };
 }
 
-/** Ends a takeover: the owner record is released (same epoch), so that the next mount takes the volume freely. */
+/**
+ * Ends a takeover: the session's heartbeat says released (same epoch in the record), so that the next mount takes
+ * the volume freely. The owner record itself is not rewritten (a newer owner may have written it since).
+ */
 export async function releaseTakeover(store: ObjectStore, container: string, result: FenceResult): Promise<void> {
-  const current = await Ownership.read(store, container);
+  const current = await Ownership.readRecord(store, container);
   if (!current || current.session !== result.session) {
     throw new FenceError('race', `${result.place.region}/${container}: another session took the volume before the takeover finished`);
   }
-  await writeOwner(store, container, releasedOwnerRecord(result.epoch, result.session));
+  await Ownership.writeHeartbeat(store, container, { session: result.session, renewedAt: Date.now(), released: true });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import type { Config } from '../config/load.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { isStoreError, StoreError } from '../store/errors.js';
 import { FORMAT_VERSION, readFormat, VolumeFormatError, type FormatRecord } from '../core/layout.js';
-import { Ownership, type OwnerRecord } from '../core/ownership.js';
+import { Ownership, guaranteeOf, type OwnerRecord } from '../core/ownership.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { findAllVolumeContainers, findVolumeByUuid } from './find.js';
 import { readJournalHead, type JournalHeadInfo } from './journal.js';
@@ -62,7 +62,7 @@ export interface RelocateRequest {
   openStore?: (region: string) => Promise<ObjectStore>;
   /** How long the source may take to answer before it counts as unreachable (default 20 s). */
   probeTimeoutMs?: number;
-  /** Settle pause of the fences (see FenceOptions.settleMs; default 1 s). */
+  /** Settle delay S of the fences' takeovers (see FenceOptions.settleMs; default 4 s, the volumes' default). */
   fenceSettleMs?: number;
   /** How long the catch-up may take (default 1 h). */
   catchUpTimeoutMs?: number;
@@ -313,7 +313,7 @@ async function buildPlan(req: RelocateRequest, o: Opened): Promise<RelocatePlan>
     replicaStatus = await readReplicaStatus(o.target, found.container);
     targetGuarantee = (await fenceGuarantee(o.target, found.container)).guarantee;
   } else {
-    targetGuarantee = (await o.target.capabilities()).conditionalCreate ? 'fenced' : 'check-then-put';
+    targetGuarantee = guaranteeOf(await o.target.capabilities());
   }
   const retired = isFenceOwner(targetOwner);
 
@@ -332,11 +332,6 @@ async function buildPlan(req: RelocateRequest, o: Opened): Promise<RelocatePlan>
     refusals.push(`target ${req.to}/${found.container} has a live owner (${targetOwner.host}, pid ${targetOwner.pid}, epoch ${targetOwner.epoch}): the volume is in use there already`);
   } else if (targetOwner && !retired && !targetOwner.released) {
     warnings.push(`target ${req.to}/${found.container} has a stale owner record (${targetOwner.host}, epoch ${targetOwner.epoch}); it will be replaced`);
-  }
-  if (targetGuarantee === 'check-then-put') {
-    const msg = `region ${req.to} has no create-only puts: the takeover fence there is a checked overwrite, not a guaranteed one`;
-    if (req.force) warnings.push(msg);
-    else refusals.push(`${msg}; confirm with --force`);
   }
 
   if (kind === 'planned') {
@@ -358,11 +353,6 @@ async function buildPlan(req: RelocateRequest, o: Opened): Promise<RelocatePlan>
       warnings.push(`the source was already fenced by an unfinished relocation to ${req.to}/${found.container}: continuing it`);
     } else if (reachable && isFenceOwner(sourceOwner)) {
       refusals.push(`the source ${req.source.region}/${req.source.container} is a retired home (the volume moved to ${sourceOwner.fence.movedTo ? `${sourceOwner.fence.movedTo.region}/${sourceOwner.fence.movedTo.container}` : 'another region'})`);
-    }
-    if (reachable && sourceGuarantee === 'check-then-put') {
-      const msg = `region ${req.source.region} has no create-only puts: the fence there relies on writers checking the owner record (about one commit of overlap)`;
-      if (req.force) warnings.push(msg);
-      else refusals.push(`${msg}; confirm with --force`);
     }
     if (retired && !req.force && targetHead) warnings.push(`target ${req.to}/${found.container} is a former home: its journal is dropped and re-seeded from the source (identical objects are kept)`);
     if (!resuming) steps.push(`fence ${req.source.region}/${req.source.container} (epoch bump, fence segment after ${sourceHead ? `segment ${sourceHead.seq}` : 'its head'}; it becomes a retired home)`);
@@ -468,7 +458,7 @@ async function planned(req: RelocateRequest, o: Opened, plan: RelocatePlan, uuid
   if (isFenceOwner(owner) && owner.fence.movedTo?.container === target.container && plan.source.head) {
     // An interrupted relocation to this same target fenced the source already: its journal ends here.
     const head = plan.source.head;
-    sourceFence = { place: source, epoch: owner.epoch, seq: head.seq, time: head.time ?? Date.now(), guarantee: plan.source.guarantee === 'fenced' ? 'fenced' : 'check-then-put', headBefore: head, previousOwner: owner, session: owner.session };
+    sourceFence = { place: source, epoch: owner.epoch, seq: head.seq, time: head.time ?? Date.now(), guarantee: plan.source.guarantee === 'fenced' ? 'fenced' : 'lease', headBefore: head, previousOwner: owner, session: owner.session };
   } else {
     phase('fence-source', `fencing ${source.region}/${source.container}`);
     sourceFence = await fenceContainer({

@@ -95,6 +95,8 @@ export class MemoryStore implements ObjectStore {
     return {
       kind: 'memory',
       conditionalCreate: this.options.conditionalCreate,
+      // One process, one map: a create-only put checks and stores without an await in between.
+      ...(this.options.conditionalCreate ? { createOnlyAtomic: true } : {}),
       nativeLabels: true,
       maxObjectSize: this.options.maxObjectSize,
       maxKeyLength: this.options.maxKeyLength,

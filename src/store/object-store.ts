@@ -126,6 +126,13 @@ export interface Capabilities {
   kind: 'swift' | 's3' | 'memory';
   /** put() with ifNoneMatch '*' is honoured (201, or 412 when the object exists). */
   conditionalCreate: boolean;
+  /**
+   * Create-only puts are atomic: of concurrent create-only puts of one name exactly one succeeds. Absent means
+   * no: Swift's object server checks If-None-Match when a PUT starts, so two racing ones can both succeed (the
+   * later timestamp stays). Only a backend known to serialise them says true (the memory store). The single-
+   * writer lease (core/ownership.ts) skips its settle wait where this holds.
+   */
+  createOnlyAtomic?: boolean;
   /** Labels are stored as real container metadata (not a marker object). */
   nativeLabels: boolean;
   /** Largest single object put() accepts. */

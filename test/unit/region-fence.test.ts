@@ -1,9 +1,10 @@
 /**
  * Fencing on memory stores: a fence stops a running writer (its next commit fails, its mount turns read-only)
  * and keeps the old home from being opened read-write again; the fence epoch is above every epoch that wrote
- * there; a store without create-only puts needs force and still stops a check-then-put writer; a takeover
+ * there; a store without create-only puts is fenced the same way (the lease, no force needed); a takeover
  * refuses a live owner and, once released, lets the next mount in; pending fences are applied when the region
- * answers again.
+ * answers again; on a Swift-like store (create-only not atomic) a writer's put still landing during the fence's
+ * settle wait is kept and the fence goes after it.
  */
 
 import { test } from 'node:test';
@@ -13,11 +14,12 @@ import { FaultyStore } from '../../src/store/faulty-store.js';
 import { Volume, VolumeBusyError } from '../../src/core/volume.js';
 import { FsError } from '../../src/core/errors.js';
 import { Ownership } from '../../src/core/ownership.js';
-import { fetchSegment, dataKey } from '../../src/core/layout.js';
+import { fetchSegment, dataKey, JOURNAL_PREFIX } from '../../src/core/layout.js';
 import { O_CREAT, O_RDWR } from '../../src/core/types.js';
 import { FenceError, addPendingFence, applyPendingFences, fenceContainer, releaseTakeover, watchPendingFences } from '../../src/region/fence.js';
 import { isFenceOwner, readPendingFences } from '../../src/region/records.js';
 import { FAST, sourceVolume, tempDir, fsFiles, KiB } from './region-helpers.js';
+import { SwiftLikeStore } from './swift-like-store.js';
 
 async function writeAndSync(v: Volume, p: string, data: Buffer): Promise<void> {
   const fh = await v.create(p, 0o644, O_CREAT | O_RDWR);
@@ -82,18 +84,14 @@ test('the fence epoch is above the owner record, the journal and every data obje
   }
 });
 
-test('without create-only puts the fence needs force; it still stops a check-then-put writer at its next commit', async () => {
-  const src = await sourceVolume({ conditionalCreate: false });
+test('without create-only puts the fence needs no force (the lease does not need them) and still stops the running writer', async () => {
+  const src = await sourceVolume({ conditionalCreate: false, extra: { fenceSettleMs: 100 } });
   try {
     const v = src.volume;
-    assert.equal(v.status().owner?.guarantee, 'check-then-put');
+    assert.equal(v.status().owner?.guarantee, 'lease');
     await writeAndSync(v, '/a', Buffer.alloc(KiB, 1));
-    await assert.rejects(
-      fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test' }),
-      (e: unknown) => e instanceof FenceError && e.reason === 'no-conditional-create' && /--force/.test(e.message),
-    );
-    const res = await fenceContainer({ settleMs: 10, store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test', force: true });
-    assert.equal(res.guarantee, 'check-then-put');
+    const res = await fenceContainer({ settleMs: 100, store: src.store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test' });
+    assert.equal(res.guarantee, 'lease');
     await assert.rejects(writeAndSync(v, '/b', Buffer.alloc(KiB, 2)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
     const seg = await fetchSegment(src.store, src.container, res.seq);
     assert.equal(seg?.decoded.header.epoch, res.epoch, 'the fence segment was not overwritten');
@@ -168,34 +166,37 @@ test('pending fences: kept while the old home does not answer, applied when it d
   }
 });
 
-test('a concurrent put that replaces the fence segment (Swift keeps the later timestamp) is noticed: the fence moves on', async () => {
-  const src = await sourceVolume();
+test('an old writer\'s segment put still landing during the settle wait is seen (Swift-like store): it stays acknowledged, the fence commits after it', async () => {
+  const store = new SwiftLikeStore(new MemoryStore());
+  await Volume.format(store, 'vol', { createContainer: true, blockSize: 64 * KiB });
+  const v = await Volume.open(store, 'vol', { cacheDir: await tempDir(), ...FAST, commitIntervalMs: 60_000, fenceSettleMs: 300 });
   try {
-    await src.volume.close();
-    // A store that, like Swift under a race, lets another writer's put of the same segment land just after ours.
-    let raced = false;
-    const racing = new Proxy(src.store, {
-      get(target, prop, receiver) {
-        if (prop === 'put') {
-          return async (container: string, key: string, body: Uint8Array, options?: { ifNoneMatch?: '*' }) => {
-            const out = await target.put(container, key, body, options);
-            if (!raced && key.startsWith('.swiftfs/journal/')) {
-              raced = true;
-              setTimeout(() => void target.put(container, key, Buffer.from('someone else\'s segment')), 5);
-            }
-            return out;
-          };
-        }
-        const v = Reflect.get(target, prop, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    const res = await fenceContainer({ store: racing, container: src.container, region: 'A', uuid: src.volume.uuid, mode: 'retire', reason: 'race', settleMs: 50 });
-    assert.ok(raced);
-    const head = (await fetchSegment(src.store, src.container, res.seq))!;
-    assert.equal(head.decoded.header.epoch, res.epoch, 'the fence segment that stayed is the one reported');
-    assert.ok(res.seq >= 2, `moved past the replaced number (${res.seq})`);
+    await writeAndSync(v, '/a', Buffer.alloc(KiB, 1));
+    const writerEpoch = v.status().owner!.epoch;
+    const seqBefore = v.status().journalSeq;
+    let armed = true;
+    let started!: () => void;
+    const putStarted = new Promise<void>((r) => (started = r));
+    store.putDelayMs = (key) => {
+      if (!armed || !key.startsWith(JOURNAL_PREFIX)) return 0;
+      armed = false;
+      started();
+      return 100;
+    };
+    const synced = writeAndSync(v, '/b', Buffer.alloc(KiB, 2)).then(
+      () => 'acknowledged',
+      (e: unknown) => e,
+    );
+    await putStarted;
+    const res = await fenceContainer({ store, container: 'vol', region: 'A', uuid: v.uuid, mode: 'retire', reason: 'race', settleMs: 300 });
+    assert.equal(res.guarantee, 'lease');
+    assert.equal(await synced, 'acknowledged');
+    assert.equal(res.seq, seqBefore + 2, 'the fence went after the segment that was still landing');
+    assert.equal((await fetchSegment(store, 'vol', seqBefore + 1))?.decoded.header.epoch, writerEpoch);
+    assert.equal((await fetchSegment(store, 'vol', res.seq))?.decoded.header.epoch, res.epoch);
+    assert.equal(store.droppedPuts.length, 0);
+    await assert.rejects(writeAndSync(v, '/c', Buffer.alloc(KiB, 3)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
   } finally {
-    await src.cleanup();
+    await v.close().catch(() => undefined);
   }
 });

@@ -1,7 +1,8 @@
 /**
  * Single writer: a second read-write open is refused while the first lives; a forced takeover fences the old
- * session (its next commit fails, it turns read-only, the volume keeps the new owner's state); a released or
- * dead holder does not block; read-only opens need no ownership.
+ * session (its next commit fails, it turns read-only, the volume keeps the new owner's state), with atomic
+ * create-only puts and with the lease alone; a released or dead holder does not block; read-only opens need no
+ * ownership. (The lease against a Swift-like store: volume-lease.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -42,13 +43,13 @@ for (const conditionalCreate of [true, false]) {
     const s = await setup({ conditionalCreate });
     try {
       const log = memoryLogger();
-      const old = await s.open({ logger: log, commitIntervalMs: 60_000 });
+      const old = await s.open({ logger: log, commitIntervalMs: 60_000, fenceSettleMs: 200 });
       await writeFile(old, '/before', Buffer.from('committed'));
       await old.syncAll();
       const fh = await old.create('/late', 0o644, O_CREAT | O_RDWR);
       await old.write(fh, Buffer.from('never committed'), 0);
 
-      const taker = await s.open({ force: true }, await tempDir());
+      const taker = await s.open({ force: true, fenceSettleMs: 200 }, await tempDir());
       await writeFile(taker, '/new', Buffer.from('new owner'));
       await taker.syncAll();
 
