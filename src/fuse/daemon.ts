@@ -40,6 +40,7 @@ import { replicationGauges } from '../region/replication-metrics.js';
 import { createFuseAdapter, type FuseAdapter } from './adapter.js';
 import { FuseMount, prepareMountpoint, mountAt } from './mount.js';
 import {
+  controlRequest,
   findMount,
   processStartTime,
   removeRegistration,
@@ -164,7 +165,8 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
   const umask = v.umask ?? 0;
 
   const other = await findMount(runDir, mountpoint);
-  if (other && other.pid !== process.pid) throw new Error(`${mountpoint} is already served by swiftfs pid ${other.pid} (${other.volume})`);
+  // A daemon that has closed its volume and only waits for its replicas no longer serves the mount point.
+  if (other && other.pid !== process.pid && !(await onlyReplicating(other))) throw new Error(`${mountpoint} is already served by swiftfs pid ${other.pid} (${other.volume})`);
   await prepareMountpoint(mountpoint, componentLogger(opts.log, 'mount'), async (dir) => (await findMount(runDir, dir)) !== undefined);
 
   const store = await openStoreConfig(resolved.store, { logger: opts.log });
@@ -373,10 +375,19 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
   clearInterval(gauges);
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
-  controlServer?.close();
+  // Closing a unix-socket server unlinks its path: not when a new daemon took the mount point over while this
+  // one waited for its replicas (the path is the new daemon's socket now; this process exits without it).
+  const successor = await findMount(runDir, mountpoint);
+  if (successor === undefined || successor.pid === process.pid) controlServer?.close();
   metricsServer?.close();
   if (await mountAt(mountpoint).then((m) => m?.fsType === 'fuse.swiftfs')) log.warn('the mount point is still mounted (lazy detach pending)');
   return code;
+}
+
+/** True when the daemon of `reg` has unmounted and closed its volume, and only waits for its replicas. */
+async function onlyReplicating(reg: MountRegistration): Promise<boolean> {
+  const st = await controlRequest<{ state?: string }>(reg.socket, 'GET', '/status', { timeoutMs: 2000 }).catch(() => null);
+  return st?.state === 'replicating';
 }
 
 /**

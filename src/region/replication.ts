@@ -188,7 +188,7 @@ export function startReplication(
         },
         drain: async (ms) => {
           if (waiting || !rep) throw new Error(`replication to ${label} is not running (${waiting ?? 'not started'})`);
-          return rep.drain({ timeoutMs: ms, ...optionalSeq(volumeHead(source.volume)) });
+          return drainRetrying(rep, ms, volumeHead(source.volume));
         },
         stop: async () => {
           if (retryTimer) clearTimeout(retryTimer);
@@ -242,6 +242,25 @@ export function startReplication(
 
 function optionalSeq(seq: number | undefined): { seq?: number } {
   return seq === undefined ? {} : { seq };
+}
+
+/**
+ * Replicator.drain, going on through store failures (a region briefly down) until `timeoutMs`; a
+ * ReplicationError (taken over, diverged, another replicator) ends it at once.
+ */
+async function drainRetrying(rep: Replicator, timeoutMs: number, seq: number | undefined): Promise<ReplicationStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 250;
+  for (;;) {
+    try {
+      return await rep.drain({ timeoutMs: Math.max(1, deadline - Date.now()), ...optionalSeq(seq) });
+    } catch (err) {
+      const left = deadline - Date.now();
+      if (err instanceof ReplicationError || left <= 0) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(delay, left)));
+      delay = Math.min(5000, delay * 2);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
  * `swiftfs mount swift://A/VOL DIR --replicas B` records B as a replica and ships every commit there;
  * `swiftfs status` (text and JSON) and the metrics show the replica caught up; files written right before
  * `swiftfs unmount` are in B when the unmount returns (the daemon drains its replicas before it exits), and B
- * holds exactly the files of the mount.
+ * holds exactly the files of the mount. And with region B down at unmount: the unmount waits (bounded) for
+ * the replica, the mount point can be mounted again meanwhile, and the new mount catches B up once it is back.
  */
 
 import { test } from 'node:test';
@@ -13,8 +14,8 @@ import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJournalHead } from '../../src/region/journal.js';
 import { readRegions } from '../../src/region/records.js';
-import { uniqueName } from '../helpers/saio.js';
-import { forceUnmount, skipFuse, startCliMount, swiftfs, waitFor } from '../helpers/mount.js';
+import { startProxy, stopProxy, uniqueName } from '../helpers/saio.js';
+import { forceUnmount, isMounted, skipFuse, startCliMount, swiftfs, waitFor } from '../helpers/mount.js';
 import { fsFiles, withReadOnly } from '../unit/region-helpers.js';
 import { dropContainer, regions } from './relocate-helpers.js';
 
@@ -90,6 +91,74 @@ test('a mount with --replicas B replicates every commit, shows the lag, and drai
     const log = await readFile(defaultLogFile(join(r.dir, 'run'), mnt), 'utf8').catch(() => '');
     assert.match(log, /the replicas hold the final commit/);
   } finally {
+    await forceUnmount(mnt).catch(() => undefined);
+    await dropContainer(r.storeA, container);
+    await dropContainer(r.storeB, container);
+    await r.close();
+  }
+});
+
+test('region B down at unmount: the unmount waits for it (bounded), the mount point can be used again meanwhile, the next mount catches B up', { timeout: 400_000 }, async (t) => {
+  const fuse = skipFuse();
+  if (fuse) {
+    t.skip(fuse);
+    return;
+  }
+  const r = await regions(t);
+  if (!r) return;
+  if (!r.b.saioDir) {
+    t.skip('needs SWIFTFS_TEST_SAIO_DIR_B to stop and start region B');
+    await r.close();
+    return;
+  }
+  const container = uniqueName('mountrepdown');
+  const mnt = join(r.dir, 'mnt');
+  await mkdir(mnt, { recursive: true });
+  const env = { ...r.env, SWIFTFS_LOG_LEVEL: 'info' };
+  const args = ['--replicas', 'B', '--commit-interval', '200ms', '--replica-drain-timeout', '25s'];
+  const status = async (): Promise<(StatusJson & { pid: number; state: string })[]> => JSON.parse((await swiftfs(['status', '--json'], { env, timeoutMs: 30_000 })).stdout) as (StatusJson & { pid: number; state: string })[];
+  let bDown = false;
+  try {
+    const first = await startCliMount(`swift://A/${container}`, mnt, args, env);
+    await writeFile(join(mnt, 'one.txt'), 'one');
+    await waitFor('B caught up', async () => (await status())[0]?.regions?.replicas[0]?.state === 'caught-up', 60_000, 500);
+    await stopProxy(r.b.saioDir);
+    bDown = true;
+    await writeFile(join(mnt, 'two.txt'), 'two');
+    const firstPid = await first.pid();
+    const started = Date.now();
+    const unmounting = first.unmount(120_000);
+    await waitFor('the first daemon to wait for its replica', async () => (await status()).some((m) => m.pid === firstPid && m.state === 'replicating'), 60_000, 200);
+    assert.equal(await isMounted(mnt), false, 'the mount point is already free');
+
+    // Mounted again while the first daemon still waits for B.
+    const second = await startCliMount(`swift://A/${container}`, mnt, args, env);
+    assert.equal(await readFile(join(mnt, 'two.txt'), 'utf8'), 'two');
+    const now = await status();
+    assert.equal(now.length, 1, 'status lists the new daemon');
+    assert.notEqual(now[0]!.pid, firstPid);
+
+    const un = await unmounting;
+    assert.equal(un.code, 0, un.stderr);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 20_000 && waited < 60_000, `the first unmount waited for B about replica-drain-timeout (${waited} ms)`);
+    assert.match(un.stderr, /waiting for the replicas to hold it: B\//);
+
+    // B back: the new mount catches it up.
+    await startProxy(r.b.saioDir);
+    bDown = false;
+    await writeFile(join(mnt, 'three.txt'), 'three');
+    await waitFor('the new mount to catch B up', async () => {
+      const st = (await status())[0];
+      const rep = st?.regions?.replicas[0];
+      return rep?.state === 'caught-up' && rep.replicatedSeq === st!.volumeStatus.journalSeq;
+    }, 150_000, 1000);
+    assert.equal((await second.unmount()).code, 0);
+    assert.equal((await readJournalHead(r.storeB, container)).seq, (await readJournalHead(r.storeA, container)).seq);
+    const files = await withReadOnly(r.storeB, container, (v) => fsFiles(v));
+    assert.deepEqual([...files.keys()].sort(), ['/one.txt', '/three.txt', '/two.txt']);
+  } finally {
+    if (bDown) await startProxy(r.b.saioDir).catch(() => undefined);
     await forceUnmount(mnt).catch(() => undefined);
     await dropContainer(r.storeA, container);
     await dropContainer(r.storeB, container);

@@ -4,7 +4,8 @@
  * the lag in status() and in the metrics; stop({drain}) after the volume's close leaves the final commit in the
  * replica; a replica another replicator holds is waited for (then taken over); a replica recorded later is
  * picked up; a mount from a region that is not the recorded home does not replicate; an unknown region in the
- * option is an error before anything is written.
+ * option is an error before anything is written; a drain goes on through a replica region that is down for a
+ * moment, and gives up at its deadline when it stays down.
  */
 
 import { test, beforeEach } from 'node:test';
@@ -20,7 +21,8 @@ import { readJournalHead } from '../../src/region/journal.js';
 import { readRegions } from '../../src/region/records.js';
 import { addReplica } from '../../src/region/volume-regions.js';
 import { Replicator } from '../../src/region/replicator.js';
-import { recordReplicas, startMountRegionServices, type RegionServices } from '../../src/region/replication.js';
+import { recordReplicas, startMountRegionServices, startReplication, type RegionServices } from '../../src/region/replication.js';
+import { FaultyStore } from '../../src/store/faulty-store.js';
 import { replicationGauges } from '../../src/region/replication-metrics.js';
 import { metricsText } from '../../src/metrics.js';
 import { FAST, KiB, fsDigest, tempDir, withReadOnly } from './region-helpers.js';
@@ -189,5 +191,36 @@ test('a mount from a region that is not the recorded home does not replicate, an
     assert.equal((await readJournalHead(w.b, 'pg').catch(() => ({ seq: -1 }))).seq, -1, 'nothing was written to B');
   } finally {
     await w.volume.close();
+  }
+});
+
+test('a drain goes on through a replica region down for a moment, and gives up at its deadline when it stays down', async () => {
+  const w = await world();
+  const b = new FaultyStore(w.b);
+  const handle = startReplication({ volume: w.volume, store: w.a, region: 'A' }, [{ region: 'B', store: b, container: 'pg' }], { pollMs: 50, watchMs: 20 });
+  try {
+    await writeFile(w.volume, '/a', 64 * KiB, 1);
+    await until('B caught up', () => handle.status()[0]?.state === 'caught-up' && handle.status()[0]?.replicatedSeq === w.volume.status().journalSeq);
+    b.goOffline();
+    await writeFile(w.volume, '/b', 64 * KiB, 2);
+    await w.volume.close();
+    const finalSeq = (await readJournalHead(w.a, 'pg')).seq;
+    setTimeout(() => b.comeBack(), 700);
+    const t0 = Date.now();
+    const [st] = await handle.drain(10_000);
+    assert.ok(Date.now() - t0 >= 600, 'it waited for B to come back');
+    assert.equal(st!.replicatedSeq, finalSeq);
+    assert.equal((await readJournalHead(w.b, 'pg')).seq, finalSeq);
+
+    // Down for good: the drain ends at its deadline with the store's error.
+    b.goOffline();
+    const t1 = Date.now();
+    await assert.rejects(handle.drain(1500), /Unavailable|offline|unavailable/i);
+    const took = Date.now() - t1;
+    assert.ok(took >= 1000 && took < 6000, `gave up near the deadline (${took} ms)`);
+  } finally {
+    b.comeBack();
+    await handle.stop();
+    await w.volume.close().catch(() => undefined);
   }
 });

@@ -147,6 +147,8 @@ async function runRelocate(volume: string, flags: RelocateFlags, cmd: Command): 
   const mounts = (await listMounts(defaultRunDir())).filter((m) => m.volume === resolved.url);
   const mount = mounts[0];
   const pluginMount = mount !== undefined && (mount.mountpoint === config.plugin.mountRoot || mount.mountpoint.startsWith(`${config.plugin.mountRoot}/`));
+  // A daemon already unmounted, only waiting for its replicas, is waited for but not mounted again.
+  const wasUnmounted = mount !== undefined && (await controlRequest<{ state?: string }>(mount.socket, 'GET', '/status', { timeoutMs: 5000 }).then((st) => st.state === 'replicating' || st.state === 'closing', () => false));
   const localMount = mount
     ? {
         mountpoint: mount.mountpoint,
@@ -263,7 +265,7 @@ async function runRelocate(volume: string, flags: RelocateFlags, cmd: Command): 
   let remounted = false;
   if (managed || pluginMount) {
     next.push(`the Docker plugin mounts volume ${managed?.name ?? resolved.container} from ${targetUrl} at its next use (docker run -v ${managed?.name ?? resolved.container}:...)`);
-  } else if (localMount && result.plan.kind === 'planned' && flags.remount !== false) {
+  } else if (localMount && !wasUnmounted && result.plan.kind === 'planned' && flags.remount !== false) {
     const args = [...process.execArgv, process.argv[1]!, ...(config.configFile ? ['--config', config.configFile] : []), 'mount', targetUrl, localMount.mountpoint];
     process.stderr.write(`swiftfs relocate: mounting ${targetUrl} on ${localMount.mountpoint}\n`);
     const code = await new Promise<number>((resolve) => {
