@@ -5,11 +5,13 @@
 //
 // fuse-native 2.2.6 (the last release) has defects only its C can fix: libfuse 2.9 drops a setattr that sets
 // only one of atime/mtime unless the filesystem sets flag_utime_omit_ok (touch -m, tar x, rsync -t lose times),
-// utimens never passes mtime, and the caller's uid/gid (fuse_get_context) never reach JS. The patch
-// (native-notes/patches/fuse-native+2.2.6.patch; what it changes: native-notes/fuse-native.md) fixes those.
+// utimens never passes mtime, the caller's uid/gid (fuse_get_context) never reach JS, and JS cannot ask the
+// kernel to keep a file's cached pages on open (keep_cache). The patch (native-notes/patches/
+// fuse-native+2.2.6.patch; what it changes: native-notes/fuse-native.md) fixes those.
 // This script:
 //   1. finds node_modules/fuse-native (must be 2.2.6); applies the patch unless its fuse-native.c already has
-//      it (an unknown fuse-native.c is an error, never patched blindly);
+//      it (the published file is kept as fuse-native.c.orig, so that a newer patch level re-patches from it; an
+//      unknown fuse-native.c is an error, never patched blindly);
 //   2. builds it with npm's own node-gyp (needs a C compiler, make, python3 and Node's headers:
 //      <node prefix>/include/node, which NodeSource's and Debian's Node packages ship; the libfuse headers come
 //      with fuse-shared-library-linux) into node_modules/fuse-native/build/Release/fuse.node, which
@@ -23,12 +25,12 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const PATCH_LEVEL = 1;
+const PATCH_LEVEL = 2;
 const FUSE_NATIVE_VERSION = '2.2.6';
 /** sha256 of fuse-native 2.2.6's fuse-native.c as published on npm. */
 const ORIGINAL_SHA256 = 'e20f3726f19bc22613377b6b2e1516d8aacec09eca2ae79398cae612db7da7e8';
@@ -69,10 +71,19 @@ function sourcePatchLevel(source) {
 
 function applyPatch(dir) {
   const source = join(dir, 'fuse-native.c');
+  const original = `${source}.orig`;
   const level = sourcePatchLevel(source);
   if (level === PATCH_LEVEL) return false;
-  if (level !== 0) throw new BuildError(`${source} carries swiftfs patch level ${level}, expected ${PATCH_LEVEL}: reinstall fuse-native (rm -rf node_modules/fuse-native && npm install)`);
+  if (level !== 0) {
+    // Another patch level: start again from the published file.
+    if (!existsSync(original) || sha256(original) !== ORIGINAL_SHA256) {
+      throw new BuildError(`${source} carries swiftfs patch level ${level}, expected ${PATCH_LEVEL}, and its original is gone: reinstall fuse-native (rm -rf node_modules/fuse-native && npm install)`);
+    }
+    copyFileSync(original, source);
+    say(`restored ${source} from ${original} (was patch level ${level})`);
+  }
   if (sha256(source) !== ORIGINAL_SHA256) throw new BuildError(`${source} is not fuse-native ${FUSE_NATIVE_VERSION}'s published file: not patching it`);
+  if (!existsSync(original)) copyFileSync(source, original);
   const r = spawnSync('patch', ['-p1', '--forward', '--no-backup-if-mismatch', '--batch', '-d', dir, '-i', patchFile], { encoding: 'utf8' });
   if (r.error) throw new BuildError(`cannot run patch (Debian: apt-get install patch, or build-essential): ${r.error.message}`);
   if (r.status !== 0) throw new BuildError(`patch failed:\n${r.stdout}${r.stderr}`);

@@ -5,8 +5,13 @@
  *   (a bug, an unexpected failure) answers EIO and is logged with the op and path (identical ones at most once
  *   a minute, with a count of those suppressed).
  * - Each op is timed and counted (FuseOpObserver: Prometheus histograms in the daemon), and logged at debug.
- * - Write buffers belong to libfuse and are detached by fuse-native as soon as we answer: they are copied
- *   before the core sees them. Read results are copied into libfuse's buffer.
+ * - Write buffers belong to libfuse and are detached by fuse-native as soon as we answer. The core gets them
+ *   without a copy: VolumeFs.write is done with its buffer when it resolves (it copies what it keeps), and we
+ *   answer only then; fuse-native never answers a write behind our back (no timeout for write: ./mount.ts
+ *   OP_TIMEOUTS). This saves a 128 KiB allocation and copy per write (measured: native-notes/kernel.md).
+ *   Read results are copied into libfuse's buffer: reads do have a timeout, after which libfuse reuses the
+ *   buffer, so the core must not be handed it. The core reads into buffers of ours, reused from a small pool
+ *   (a 128 KiB allocation per read otherwise: garbage the size of everything read).
  * - Handles are the core's (>= 1; fuse-native carries them as uint32 and treats 0 as "none").
  * - Unlinked open files: we do not use libfuse's `hard_remove` (with it, libfuse itself answers ENOENT to
  *   every read, write and fstat of an unlinked open file, because its path lookup fails; checked on this
@@ -24,6 +29,13 @@
  *   on top of the caller's own umask (which the kernel applied).
  * - utimens may get 'omit' (leave that time as it is) or 'now' for either time (the patched binding sets
  *   libfuse's flag_utime_omit_ok: `touch -m`, `touch -a`, `tar x` set only one time).
+ * - The kernel's page cache of a file is kept across opens (keep_cache), so that data read or written once is
+ *   served from memory afterwards: every change of a read-write volume passes through this mount, and through
+ *   the kernel inode that caches it... except with hard links. libfuse 2's high-level API gives each *name*
+ *   its own kernel inode: a write through one name leaves the pages cached under another name stale. So a
+ *   file that has (or had, during this mount) more than one name gets its pages dropped at each open instead
+ *   (close-to-open consistency, as NFS). Needs the patched binding (level 2); without it the mount uses
+ *   libfuse's auto_cache (./mount.ts).
  */
 
 import { dirname } from 'node:path';
@@ -57,6 +69,12 @@ export interface FuseAdapterOptions {
   /** Log every op at debug level (off unless the log level is debug or trace: it costs an object per op). */
   debugOps?: boolean;
   /**
+   * Keep the kernel's cached pages of a file across opens (default true; see the header). Must be false for a
+   * mount whose files can change without passing through it (a read-only mount that follows a volume written
+   * elsewhere; none does today).
+   */
+  keepPageCache?: boolean;
+  /**
    * How fsync on a directory is made durable. Default: the core's `fsyncdir(path, datasync)` if it has one,
    * else `syncAll()` (everything committed: always enough, since namespace changes are journaled in order).
    */
@@ -88,6 +106,10 @@ function resultName(code: number): string {
 }
 
 const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+/** Reads up to this size borrow a pooled buffer (the kernel's largest FUSE read with libfuse 2.9). */
+const POOLED_READ_SIZE = 128 * 1024;
+/** Pooled read buffers kept for reuse (as many reads as the kernel keeps in flight, more or less). */
+const READ_POOL_MAX = 64;
 const EIO = -5;
 const UNEXPECTED_LOG_INTERVAL_MS = 60_000;
 
@@ -109,12 +131,17 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
   const umask = (options.umask ?? 0) & 0o7777;
   const debugOps = options.debugOps === true;
   const coreFsyncdir = (fs as Partial<{ fsyncdir(path: string, datasync: boolean): Promise<void> }>).fsyncdir;
+  const coreReadInto = (fs as Partial<{ readInto(fh: number, target: Buffer, length: number, position: number): Promise<number> }>).readInto;
+  const readPool: Buffer[] = [];
   const fsyncdir = options.fsyncdir ?? (coreFsyncdir ? (p: string, d: boolean) => coreFsyncdir.call(fs, p, d) : () => fs.syncAll());
 
   /** Open handles and the path each was last known by (kept right across renames, for hidden files). */
   const handles = new Map<number, string>();
   /** libfuse hidden name -> the handles that keep the unlinked file open. */
   const hidden = new Map<string, Set<number>>();
+  /** Inodes with more than one name now or earlier in this mount: their cached pages are dropped at open. */
+  const linked = new Set<number>();
+  const keepPageCache = options.keepPageCache !== false;
 
   const opStats: FuseAdapterStats['ops'] = {};
   const writeSizes: Record<string, number> = {};
@@ -206,6 +233,21 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
     return fh;
   }
 
+  /** May the kernel keep the pages it caches for this open file's name (see the header)? */
+  async function keepCacheOf(fh: number): Promise<boolean> {
+    if (!keepPageCache) return false;
+    try {
+      const attr = await fs.fgetattr(fh);
+      if (attr.nlink > 1) linked.add(attr.ino);
+      return !linked.has(attr.ino);
+    } catch {
+      return false; // never fail an open that succeeded: dropping the pages is always right
+    }
+  }
+
+  type Opened = { fh: number; keep: boolean };
+  const openReply = (cb: (code: number, fh?: number, keepCache?: boolean) => void) => (code: number, v?: Opened): void => cb(code, v?.fh, v?.keep);
+
   function renamed(from: string, to: string): void {
     const prefix = `${from}/`;
     for (const [fh, p] of handles) {
@@ -273,21 +315,40 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
     },
 
     open(path, flags, cb) {
-      run('open', path, cb, async () => [0, noteOpen(path, await fs.open(path, flags))]);
+      run('open', path, openReply(cb), async () => {
+        const fh = noteOpen(path, await fs.open(path, flags));
+        return [0, { fh, keep: await keepCacheOf(fh) }];
+      });
     },
 
     create(path, mode, from, cb) {
       // fuse-native passes the mode only, not the open flags: the kernel sends CREATE only after a failed
       // lookup, and checks O_EXCL itself; the handle is opened read-write (the kernel enforces the access mode).
-      run('create', path, cb, async () => [0, noteOpen(path, await fs.create(path, modeOf(mode), O_CREAT | O_RDWR, ownerOf(from)))]);
+      run('create', path, openReply(cb), async () => {
+        const fh = noteOpen(path, await fs.create(path, modeOf(mode), O_CREAT | O_RDWR, ownerOf(from)));
+        return [0, { fh, keep: await keepCacheOf(fh) }];
+      });
     },
 
     read(path, fh, buf, len, pos, cb) {
       const reply = (code: number): void => cb(code);
       run('read', path, reply, async () => {
-        const data = await fs.read(fh, len, pos);
+        let data: Buffer;
+        if (coreReadInto && len <= POOLED_READ_SIZE) {
+          // Ours until the core resolves, even if fuse-native timed the request out meanwhile.
+          const tmp = readPool.pop() ?? Buffer.allocUnsafeSlow(POOLED_READ_SIZE);
+          try {
+            const got = await coreReadInto.call(fs, fh, tmp, len, pos);
+            data = tmp.subarray(0, got);
+            data.copy(buf, 0, 0, Math.min(got, buf.length));
+          } finally {
+            if (readPool.length < READ_POOL_MAX) readPool.push(tmp);
+          }
+        } else {
+          data = await fs.read(fh, len, pos);
+          data.copy(buf, 0, 0, Math.min(data.length, len, buf.length));
+        }
         const n = Math.min(data.length, len, buf.length);
-        data.copy(buf, 0, 0, n);
         readSizes[bucketOf(n)] = (readSizes[bucketOf(n)] ?? 0) + 1;
         observer?.bytes('read', n);
         return [n];
@@ -296,9 +357,8 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
 
     write(path, fh, buf, len, pos, cb) {
       const reply = (code: number): void => cb(code);
-      // Copy now: the buffer is libfuse's and is detached when we answer.
-      const data = Buffer.allocUnsafe(len);
-      buf.copy(data, 0, 0, len);
+      // libfuse's buffer, valid until we answer, which is after the core is done with it (see the header).
+      const data = len === buf.length ? buf : buf.subarray(0, len);
       run('write', path, reply, async () => {
         const n = await fs.write(fh, data, pos);
         writeSizes[bucketOf(len)] = (writeSizes[bucketOf(len)] ?? 0) + 1;
@@ -447,6 +507,7 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
     link(existing, newPath, cb) {
       run('link', newPath, cb, async () => {
         await fs.link(existing, newPath);
+        linked.add((await fs.getattr(newPath)).ino);
         return [0];
       });
     },

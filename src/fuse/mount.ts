@@ -11,15 +11,19 @@
  *  - use_ino: st_ino is the core's inode number (stable across remounts), not libfuse's node id.
  *  - default_permissions: the kernel checks mode bits and ownership; the core does not repeat it.
  *  - no hard_remove: see ./adapter.ts (with it, unlinked open files answer ENOENT).
- *  - attr/entry timeout 1 s, negative timeout 10 s (read-write), auto_cache. This daemon is the volume's only
- *    writer and every change passes through this kernel, which updates what it caches for the inode it
- *    changes. Except for hard links: libfuse 2's high-level API gives each *name* its own kernel inode, so a
- *    write through one name leaves the other name's cached size and pages stale. auto_cache makes libfuse
- *    compare mtime and size on open and drop stale pages; the 1 s attribute timeout bounds how long the size
- *    seen through another name can lag (measured: native-notes/kernel.md). kernel_cache (keep pages across
- *    opens no matter what) would make that lag unbounded, so it is not used. Negative entries ("no such
- *    file") can be cached longer: every name created on the volume is created through this kernel, which
- *    drops the negative entry then. A read-only mount may follow another host's writes: no negative caching.
+ *  - attr/entry timeout 1 s, negative timeout 10 s (read-write). This daemon is the volume's only writer and
+ *    every change passes through this kernel, which updates what it caches for the inode it changes. So the
+ *    kernel keeps a file's pages across opens (the adapter answers keep_cache at open, with the patched
+ *    binding): a file read or written once is then read from memory. Except for hard links: libfuse 2's
+ *    high-level API gives each *name* its own kernel inode, so a write through one name leaves the other
+ *    name's cached size and pages stale. The adapter drops the pages at each open of a file that has (had)
+ *    several names, and the 1 s attribute timeout bounds how long the size seen through another name can lag
+ *    (measured: native-notes/kernel.md). kernel_cache (keep pages across opens no matter what) would make
+ *    that lag unbounded for hard links, so it is not used. With the unpatched binding (no keep_cache from
+ *    JS), libfuse's auto_cache instead (it keeps pages when mtime and size did not change since it last saw
+ *    them: any write drops them at the next open). Negative entries ("no such file") can be cached longer:
+ *    every name created on the volume is created through this kernel, which drops the negative entry then.
+ *    A read-only mount may follow another host's writes: no negative caching.
  *  - allow_other when asked (needed for other users, e.g. postgres, and for Docker containers).
  *  - fsname = the volume's address, subtype swiftfs: /proc/mounts shows "swift://vol /mnt fuse.swiftfs".
  *  - No writeback cache: libfuse 2.9 cannot ask for it, and it would let the kernel hold dirty pages that
@@ -30,6 +34,8 @@
  * failed), and a write or fsync may legitimately wait for uploads (backpressure, fsync remote). So ops that
  * change state have no timeout: the core bounds them (store timeouts and retries). Ops that only read get a
  * bound so that a shell never hangs on them: metadata 60 s, read 120 s (a cold block may need a download).
+ * write must stay without one: the adapter hands libfuse's write buffer to the core without copying it,
+ * which is safe only because nothing answers (and frees that buffer) before the core is done.
  */
 
 import { execFile } from 'node:child_process';
@@ -63,6 +69,11 @@ export interface FuseMountOptions {
   debug?: boolean;
   /** Raise the kernel's readahead and background-request limits for this mount (root only; best effort). */
   tuneKernel?: boolean;
+  /**
+   * The ops answer keep_cache at open (the adapter with the patched binding): libfuse's auto_cache is then off.
+   * FuseMount sets it from the loaded binding.
+   */
+  keepCacheByOpen?: boolean;
 }
 
 /** Largest write/read request we ask for (the kernel grants 128 KiB with libfuse 2; see the header). */
@@ -114,8 +125,8 @@ export function buildFuseOptions(opts: FuseMountOptions): { native: FuseNativeOp
     `max_readahead=${MAX_REQUEST}`,
     'use_ino',
     `negative_timeout=${opts.negativeTimeout ?? (ro ? 0 : 10)}`,
-    'auto_cache',
   ];
+  if (opts.keepCacheByOpen !== true) raw.push('auto_cache');
   if (ro) raw.push('ro');
   const native: FuseNativeOptions = {
     fsname: `${cleanFsname(opts.fsname)},${raw.join(',')}`,
@@ -292,7 +303,7 @@ export class FuseMount {
     const { Fuse, binding } = loadFuseNative();
     this.binding = binding;
     setUtimensFallbackHandler(() => log.error('fuse-native utimens: cannot read mtime (unexpected binding layout); mtime is set to atime'));
-    this.fuse = new Fuse(this.mountpoint, ops, buildFuseOptions(options).native);
+    this.fuse = new Fuse(this.mountpoint, ops, buildFuseOptions({ ...options, keepCacheByOpen: binding.keepCache }).native);
   }
 
   /** Mounts `ops` at options.mountpoint (which prepareMountpoint has checked). */

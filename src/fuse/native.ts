@@ -5,7 +5,8 @@
  * scripts/build-fuse-native.mjs at `npm install`): the patched binding exports `swiftfs_patch_level`, and
  *  - passes mtime to utimens with flags for UTIME_OMIT / UTIME_NOW, and sets libfuse's flag_utime_omit_ok,
  *    so that setting only one of atime/mtime (touch -m, tar x, rsync -t) reaches us instead of being dropped;
- *  - passes the calling process's uid/gid (fuse_get_context) to create, mkdir, mknod and symlink.
+ *  - passes the calling process's uid/gid (fuse_get_context) to create, mkdir, mknod and symlink;
+ *  - lets open and create answer "keep the cached pages" (fi->keep_cache; patch level 2).
  * The npm prebuild (unpatched) still works, with the old limits: `bindingInfo()` says which one is loaded and
  * the daemon logs a warning for the prebuild.
  *
@@ -69,13 +70,14 @@ export interface FuseOps {
   /** Our shape (fixed). */
   listxattr?(path: string, cb: (code: number, names?: string[]) => void): void;
   removexattr?(path: string, name: string, cb: (code: number) => void): void;
-  open?(path: string, flags: number, cb: (code: number, fh?: number) => void): void;
+  /** `keepCache`: the kernel keeps the file's cached pages across this open (patch level 2; else ignored). */
+  open?(path: string, flags: number, cb: (code: number, fh?: number, keepCache?: boolean) => void): void;
   opendir?(path: string, flags: number, cb: (code: number, fh?: number) => void): void;
   read?(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
   write?(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
   release?(path: string, fh: number, cb: (code: number) => void): void;
   releasedir?(path: string, fh: number, cb: (code: number) => void): void;
-  create?(path: string, mode: number, caller: FuseCaller | undefined, cb: (code: number, fh?: number) => void): void;
+  create?(path: string, mode: number, caller: FuseCaller | undefined, cb: (code: number, fh?: number, keepCache?: boolean) => void): void;
   unlink?(path: string, cb: (code: number) => void): void;
   rename?(from: string, to: string, cb: (code: number) => void): void;
   link?(existing: string, newPath: string, cb: (code: number) => void): void;
@@ -137,16 +139,20 @@ export interface FuseBindingInfo {
   singleTimeUpdate: boolean;
   /** create/mkdir/mknod/symlink get the calling process's uid/gid. */
   callerIdentity: boolean;
+  /** open/create can tell the kernel to keep the file's cached pages (fi->keep_cache). */
+  keepCache: boolean;
 }
 
 /** The patch level of native-notes/patches/ this code knows (scripts/build-fuse-native.mjs builds it). */
-export const SWIFTFS_PATCH_LEVEL = 1;
+export const SWIFTFS_PATCH_LEVEL = 2;
 
 /** Bits of the patched utimens' flags argument (fuse-native.c SWIFTFS_UTIME_*). */
 const UTIME_ATIME_OMIT = 1;
 const UTIME_ATIME_NOW = 2;
 const UTIME_MTIME_OMIT = 4;
 const UTIME_MTIME_NOW = 8;
+/** Bits of the patched open/create answer (fuse-native.c SWIFTFS_OPEN_*). */
+const OPEN_KEEP_CACHE = 1;
 
 /** Decodes one time of the patched utimens. */
 export function decodeFuseTime(ms: number, flags: number, omitBit: number, nowBit: number): FuseTime {
@@ -210,6 +216,7 @@ export function loadFuseNative(): FuseNativeModule {
   const opUtimens: number = binding.op_utimens;
   const patchLevel = typeof binding.swiftfs_patch_level === 'number' ? (binding.swiftfs_patch_level as number) : 0;
   const patched = patchLevel >= 1;
+  const keepCache = patchLevel >= 2;
   const callerOf = (uid: unknown, gid: unknown): FuseCaller | undefined =>
     patched && typeof uid === 'number' && typeof gid === 'number' ? { uid, gid } : undefined;
 
@@ -296,9 +303,16 @@ export function loadFuseNative(): FuseNativeModule {
       (this as any).ops.utimens(path, atime, mtime, (code: number) => signal(code));
     }
 
-    // The caller's identity (patched binding): one more argument pair for the ops that create an inode.
+    // The caller's identity (patched binding): one more argument pair for the ops that create an inode. open
+    // and create may answer keep_cache (patch level 2; the unpatched C reads only the code and the handle).
+    _op_open(signal: Signal, path: string, flags: number): void {
+      (this as any).ops.open(path, flags, (code: number, fh?: number, keep?: boolean) =>
+        code < 0 ? signal(code) : signal(code, fh ?? 0, keep && keepCache ? OPEN_KEEP_CACHE : 0));
+    }
+
     _op_create(signal: Signal, path: string, mode: number, uid?: number, gid?: number): void {
-      (this as any).ops.create(path, mode, callerOf(uid, gid), (code: number, fh?: number) => signal(code, fh));
+      (this as any).ops.create(path, mode, callerOf(uid, gid), (code: number, fh?: number, keep?: boolean) =>
+        code < 0 ? signal(code) : signal(code, fh ?? 0, keep && keepCache ? OPEN_KEEP_CACHE : 0));
     }
 
     _op_mkdir(signal: Signal, path: string, mode: number, uid?: number, gid?: number): void {
@@ -346,7 +360,7 @@ export function loadFuseNative(): FuseNativeModule {
   loaded = {
     Fuse: FixedFuse as unknown as FuseNativeModule['Fuse'],
     version,
-    binding: { file: bindingFile, patchLevel, singleTimeUpdate: patched, callerIdentity: patched },
+    binding: { file: bindingFile, patchLevel, singleTimeUpdate: patched, callerIdentity: patched, keepCache },
   };
   return loaded;
 }

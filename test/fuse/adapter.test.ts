@@ -93,15 +93,35 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
     assert.equal(dst.mode & 0o777, 0o750);
   });
 
-  test('write copies libfuse\'s buffer before the core sees it', async () => {
+  test('write hands libfuse\'s buffer to the core and answers only once the core is done with it', async () => {
     const [, fh] = await call<[number]>(adapter.ops.create!, '/copied', 0o644, undefined);
-    const buf = Buffer.from('original data');
-    const done = call(adapter.ops.write!, '/copied', fh, buf, buf.length, 0);
-    buf.fill(0x58); // libfuse reuses its buffer as soon as we answer; here, even before
-    const [n] = await done;
+    const buf = Buffer.from('original data and more');
+    const [n] = await call(adapter.ops.write!, '/copied', fh, buf, 13, 0);
     assert.equal(n, 13);
     await call(adapter.ops.release!, '/copied', fh);
     assert.equal(readFileSync(join(root, 'copied'), 'utf8'), 'original data');
+    // A core that takes its time: no answer (libfuse keeps its buffer) until its write resolves.
+    let finish: (() => void) | undefined;
+    let seen: Buffer | undefined;
+    const slow = {
+      ...Object.fromEntries(Object.getOwnPropertyNames(Object.getPrototypeOf(fs)).map((k) => [k, (fs as unknown as Record<string, unknown>)[k]])),
+      write: (_fh: number, data: Buffer) =>
+        new Promise<number>((resolve) => {
+          seen = data;
+          finish = () => resolve(data.length);
+        }),
+    };
+    const a = createFuseAdapter({ fs: slow as never, log: makeLog([]) as never, caller: { uid: 0, gid: 0 } });
+    let answered: number | undefined;
+    a.ops.write!('/copied', 1, buf, 8, 0, (code) => (answered = code));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(answered, undefined, 'no answer while the core still has the buffer');
+    assert.equal(seen?.toString(), 'original', 'the core sees the request\'s bytes (len, not the whole buffer)');
+    finish!();
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(answered, 8);
+    // The guarantee rests on fuse-native never answering a write by itself.
+    assert.equal(OP_TIMEOUTS['write'], false);
   });
 
   test('read copies into libfuse\'s buffer and answers the byte count', async () => {
@@ -114,6 +134,30 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
     const [eof] = await call(adapter.ops.read!, '/r', fh, Buffer.alloc(4), 4, 6);
     assert.equal(eof, 0);
     await call(adapter.ops.release!, '/r', fh);
+  });
+
+  test('read through the core\'s readInto: into a buffer of ours (never libfuse\'s), then copied', async () => {
+    const targets: Buffer[] = [];
+    const fake = {
+      readInto: async (_fh: number, target: Buffer, length: number, position: number) => {
+        targets.push(target);
+        await new Promise((r) => setTimeout(r, 5));
+        const n = Math.min(length, 10 - position); // a 10-byte file of 'a'..'j'
+        for (let i = 0; i < n; i++) target[i] = 0x61 + position + i;
+        return Math.max(0, n);
+      },
+      read: () => Promise.reject(new Error('read() must not be used when readInto exists')),
+    };
+    const a = createFuseAdapter({ fs: fake as never, log: makeLog([]) as never, caller: { uid: 0, gid: 0 } });
+    const bufs = [Buffer.alloc(4), Buffer.alloc(8)];
+    const results = await Promise.all([call(a.ops.read!, '/f', 1, bufs[0], 4, 2), call(a.ops.read!, '/f', 1, bufs[1], 8, 6)]);
+    assert.deepEqual(results.map((r) => r[0]), [4, 4]);
+    assert.equal(bufs[0]!.toString(), 'cdef');
+    assert.equal(bufs[1]!.subarray(0, 4).toString(), 'ghij');
+    assert.ok(targets.every((t) => t !== bufs[0] && t !== bufs[1] && t.length >= 8), 'the core never gets libfuse\'s buffer');
+    assert.notEqual(targets[0], targets[1], 'concurrent reads get their own buffers');
+    await call(a.ops.read!, '/f', 1, Buffer.alloc(2), 2, 0);
+    assert.ok(targets[2] === targets[0] || targets[2] === targets[1], 'buffers are reused');
   });
 
   test('readdir lists . and .. first, with stats for every name', async () => {
@@ -258,6 +302,46 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
     assert.deepEqual(await owners(overriding, '/own-override2'), [777, 1]);
   });
 
+  test('open and create keep the kernel\'s cached pages, except for files that have or had several names', async () => {
+    const opened = (a: FuseAdapter, op: 'open' | 'create', path: string): Promise<[number, number, boolean]> =>
+      new Promise((resolve) => {
+        const cb = (code: number, fh?: number, keep?: boolean): void => resolve([code, fh ?? 0, keep === true]);
+        if (op === 'open') a.ops.open!(path, 0, cb);
+        else a.ops.create!(path, 0o644, undefined, cb);
+      });
+    const [c, fh, keepNew] = await opened(adapter, 'create', '/pc');
+    assert.equal(c, 0);
+    assert.equal(keepNew, true);
+    await call(adapter.ops.release!, '/pc', fh);
+    let [, fh2, keep] = await opened(adapter, 'open', '/pc');
+    assert.equal(keep, true);
+    await call(adapter.ops.release!, '/pc', fh2);
+    assert.equal((await call(adapter.ops.link!, '/pc', '/pc-link'))[0], 0);
+    for (const p of ['/pc', '/pc-link']) {
+      [, fh2, keep] = await opened(adapter, 'open', p);
+      assert.equal(keep, false, p);
+      await call(adapter.ops.release!, p, fh2);
+    }
+    // Still dropped once the second name is gone (pages cached under the other name may be stale).
+    await call(adapter.ops.unlink!, '/pc-link');
+    [, fh2, keep] = await opened(adapter, 'open', '/pc');
+    assert.equal(keep, false);
+    await call(adapter.ops.release!, '/pc', fh2);
+    // A file linked before the mount: found out at its first open.
+    writeFileSync(join(root, 'pre'), 'p');
+    const { linkSync } = await import('node:fs');
+    linkSync(join(root, 'pre'), join(root, 'pre2'));
+    [, fh2, keep] = await opened(adapter, 'open', '/pre');
+    assert.equal(keep, false);
+    await call(adapter.ops.release!, '/pre', fh2);
+    // And never when the mount must not keep pages.
+    const noKeep = createFuseAdapter({ fs, log: makeLog([]) as never, caller: { uid: 0, gid: 0 }, keepPageCache: false });
+    writeFileSync(join(root, 'single'), 's');
+    [, fh2, keep] = await opened(noKeep, 'open', '/single');
+    assert.equal(keep, false);
+    await call(noKeep.ops.release!, '/single', fh2);
+  });
+
   test('every op counts into stats', () => {
     const s = adapter.stats();
     assert.ok(s.ops['getattr']!.count > 0);
@@ -278,6 +362,10 @@ describe('libfuse options', () => {
     assert.equal(native.allowOther, false);
     assert.equal(native.attrTimeout, 1);
     assert.equal(native.maxRead, 1048576);
+    // With the patched binding the adapter answers keep_cache itself: no auto_cache then.
+    const perOpen = buildFuseOptions({ mountpoint: '/m', fsname: 'v', keepCacheByOpen: true });
+    assert.ok(!perOpen.raw.includes('auto_cache'));
+    assert.ok(!perOpen.raw.includes('kernel_cache'));
   });
 
   test('read-only adds ro and no negative caching; allow_other when asked; fsname cannot inject options', () => {

@@ -6,7 +6,8 @@
 #
 # Needs root (FUSE, dropping the page cache), fio, and a built tree (npx tsc -p tsconfig.json).
 # Each figure is the wall time of the command shown, printed as "FIGURE name: value"; the commands are the
-# ones listed in native-notes/kernel.md.
+# ones listed in native-notes/kernel.md. For write and read, the CPU time the mount daemon used is printed
+# too: on a loaded machine it is steadier than the wall time.
 #
 #  1. sequential write of 1 GiB + fsync       dd if=rand1g of=M/seq bs=1M conv=fsync
 #  2. sequential read of 1 GiB, cold          new empty cache dir, remount, drop the page cache, dd of=/dev/null
@@ -15,8 +16,11 @@
 #                                             commits every change made before it on the volume)
 #  4. ls -lR of that tree (5000 files)        after dropping the kernel's caches
 #  5. fio 4 KiB random writes, fsync every 64 writes, 30 s, in both fsync modes (remote, local)
-#  6. fio 4 KiB random reads of a 256 MiB file, 20 s, right after random writes to it (what bench/ runs: the
-#     page cache holds what the writes left there) and again (fully warm)
+#  6. fio 4 KiB random reads of a 256 MiB file, 20 s, right after 10 s of random writes to it, as bench/ runs
+#     them: fio drops the file's pages first (its default --invalidate=1: posix_fadvise DONTNEED), so this is
+#     mostly the cost of a 4 KiB read request on a warm swiftfs cache while the page cache refills; twice.
+#     Then twice with --invalidate=0 (fio keeps what the page cache holds: fully warm once it is full). The
+#     daemon's adapter counters (reads served) are printed after each pass.
 #
 # FIGURES=write,read,untar,ls,randwrite,randread selects some of them (default: all); read needs write.
 
@@ -45,6 +49,11 @@ drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 mnt() { node "$CLI" mount "$VOL" "$M" --cache-dir "$CACHE" --log-file "$WORK/daemon.log" "$@" >/dev/null; }
 umnt() { node "$CLI" unmount "$M" >/dev/null; }
 cleanup() { mountpoint -q "$M" && umnt || true; }
+daemon_pid() { node "$CLI" status --json | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s)[0].pid))"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu_figure() { # NAME PID TICKS_BEFORE
+  figure "$1" "$(awk -v a="$3" -v b="$(cpu_ticks "$2")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+}
 trap cleanup EXIT
 
 if [ ! -f "$WORK/rand1g" ]; then
@@ -66,7 +75,9 @@ say "mounted $VOL on $M"
 
 # 1. sequential write 1 GiB + fsync
 if want write; then
+pid=$(daemon_pid); c=$(cpu_ticks "$pid")
 s=$(now); dd if="$WORK/rand1g" of="$M/seq" bs=1M conv=fsync status=none; e=$(now)
+cpu_figure "  daemon CPU during the write (s)" "$pid" "$c"
 t=$(secs "$s" "$e"); figure "seq write 1 GiB + fsync (s)" "$t"
 figure "seq write MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
 node "$CLI" status --json > "$WORK/status-after-write.json"
@@ -75,11 +86,15 @@ fi
 # 2. read cold (fresh cache, dropped page cache) and warm (swiftfs cache warm, page cache dropped)
 if want read; then
 umnt; rm -rf "$CACHE"; mnt; drop
+pid=$(daemon_pid); c=$(cpu_ticks "$pid")
 s=$(now); dd if="$M/seq" of=/dev/null bs=1M status=none; e=$(now)
 t=$(secs "$s" "$e"); figure "seq read 1 GiB cold (s)" "$t"; figure "seq read cold MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
+cpu_figure "  daemon CPU during the cold read (s)" "$pid" "$c"
 drop
+c=$(cpu_ticks "$pid")
 s=$(now); dd if="$M/seq" of=/dev/null bs=1M status=none; e=$(now)
 t=$(secs "$s" "$e"); figure "seq read 1 GiB warm (s)" "$t"; figure "seq read warm MiB/s" "$(awk -v t="$t" 'BEGIN { printf "%.0f", 1024 / t }')"
+cpu_figure "  daemon CPU during the warm read (s)" "$pid" "$c"
 cmp "$M/seq" "$WORK/rand1g" && say "read back == written"
 fi
 
@@ -111,11 +126,15 @@ if want randread; then
   umnt; mnt
   fio --name=randw --filename="$M/fio-rr.dat" --size=256M --bs=4k --rw=randwrite --ioengine=psync --fsync=64 \
       --runtime=10 --time_based --output-format=json > "$WORK/fio-rr-w.json" 2>"$WORK/fio-rr-w.err"
-  for pass in 1 2; do
-    fio --name=randr --filename="$M/fio-rr.dat" --size=256M --bs=4k --rw=randread --ioengine=psync --iodepth=1 \
+  reads() { node "$CLI" status --json | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const f=JSON.parse(s)[0].fuse;console.log(f.ops.read?f.ops.read.count:0)})"; }
+  for pass in 1 2 keep1 keep2; do
+    inv=1; [[ $pass == keep* ]] && inv=0
+    before=$(reads)
+    fio --name=randr --filename="$M/fio-rr.dat" --size=256M --bs=4k --rw=randread --ioengine=psync --iodepth=1 --invalidate=$inv \
         --runtime=20 --time_based --randrepeat=1 --norandommap --output-format=json > "$WORK/fio-rr-$pass.json" 2>"$WORK/fio-rr-$pass.err"
     iops=$(node -e "const j=require('$WORK/fio-rr-$pass.json'); console.log(Math.round(j.jobs[0].read.iops))")
-    figure "fio 4k randread 256 MiB, after randwrite, pass $pass (IOPS)" "$iops"
+    figure "fio 4k randread 256 MiB after randwrite, invalidate=$inv, pass $pass (IOPS)" "$iops"
+    figure "  ... FUSE reads served by the daemon in pass $pass" "$(( $(reads) - before ))"
   done
 fi
 umnt

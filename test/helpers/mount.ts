@@ -149,8 +149,11 @@ export interface LocalMountOptions {
   allowOther?: boolean;
   readOnly?: boolean;
   umask?: number;
+  /** Owner of everything created through the mount (--uid/--gid); unset: the creating process. */
   uid?: number;
   gid?: number;
+  /** libfuse's debug output (every request and the INIT negotiation) on the child's stderr. */
+  debug?: boolean;
 }
 
 export interface ChildMount {
@@ -246,12 +249,13 @@ async function childLocalMain(opts: LocalMountOptions): Promise<void> {
   const adapter = createFuseAdapter({
     fs,
     log: log as never,
-    caller: { uid: opts.uid ?? process.getuid!(), gid: opts.gid ?? process.getgid!() },
+    caller: { uid: process.getuid!(), gid: process.getgid!() },
+    owner: { uid: opts.uid, gid: opts.gid },
     umask: opts.umask ?? 0,
   });
   try {
     await prepareMountpoint(opts.mountpoint, log as never, async () => false);
-    const mount = await FuseMount.mount(adapter.ops, { mountpoint: opts.mountpoint, fsname: 'local:test', allowOther: opts.allowOther === true, readOnly: opts.readOnly === true }, log as never);
+    const mount = await FuseMount.mount(adapter.ops, { mountpoint: opts.mountpoint, fsname: 'local:test', allowOther: opts.allowOther === true, readOnly: opts.readOnly === true, debug: opts.debug === true }, log as never);
     let stopping = false;
     const stop = async (): Promise<void> => {
       if (stopping) return;
