@@ -95,6 +95,10 @@ test('swiftfs replicate and relocate on two memory regions', async () => {
   assert.match(again.out, /REFUSED/);
   assert.match(again.out, /already moved to B\/pg/);
 
+  const badReplica = await run([...base, 'mount', 'mem://A/pg', dir, '--replicas', 'B,Nowhere']);
+  assert.equal(badReplica.code, 2, 'an unknown replica region is a usage error, before anything is mounted');
+  assert.match(badReplica.err, /no store or region named "Nowhere"/);
+
   const unknown = await run([...base, 'relocate', 'mem://A/pg', '--to', 'Nowhere', '--dry-run']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /Nowhere/);

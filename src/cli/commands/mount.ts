@@ -24,7 +24,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Option, type Command } from 'commander';
-import { addOptionFlags, commandContext } from '../../config/flags.js';
+import { addOptionFlags, commandContext, configFromCommand } from '../../config/flags.js';
 import { parseVolumeUrl } from '../../config/volume-url.js';
 
 interface MountFlags {
@@ -54,6 +54,7 @@ export function register(program: Command): void {
   addOptionFlags(command, ['volume', 'mount']);
   command.action(async (volume: string, mountpointArg: string, flags: MountFlags, cmd: Command) => {
     parseVolumeUrl(volume); // a usage error now rather than from the daemon
+    if (!flags.notifyIpc) await checkReplicas(cmd); // (a mount process of the plugin finds out in its status instead)
     const mountpoint = resolvePath(mountpointArg);
     const { defaultRunDir, defaultLogFile } = await import('../../fuse/control.js');
     const runDir = defaultRunDir();
@@ -74,6 +75,14 @@ export function register(program: Command): void {
     const logFile = resolvePath(flags.logFile ?? defaultLogFile(runDir, mountpoint));
     process.exitCode = await daemonize(mountpoint, logFile, Number(flags.readyTimeout ?? 600) * 1000);
   });
+}
+
+/** The regions of the replicas option must be known to this host's configuration (a typo is a usage error). */
+async function checkReplicas(cmd: Command): Promise<void> {
+  const config = configFromCommand(cmd);
+  if (!config.volume.replicas) return;
+  const { resolveRegion } = await import('../../region/regions.js');
+  for (const region of config.volume.replicas.split(',')) resolveRegion(config, region);
 }
 
 /** Runs this same command line as a child with UV_THREADPOOL_SIZE set, forwarding signals; its exit status. */
