@@ -115,7 +115,7 @@ async function waitObjects(session: SwiftSession, container: string, expected: E
   await waitFor(`${expected.length} objects in the store`, async () => {
     const listed = new Map((await listObjects(session, container)).map((o) => [o.name, o.bytes]));
     return expected.every((e) => listed.get(e.path) === e.size);
-  }, timeoutMs, 500, signal);
+  }, timeoutMs, 1000, signal); // a listing of thousands of objects costs the server CPU: not more often than this
 }
 
 interface VolumeStatusFields {
