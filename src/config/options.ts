@@ -276,11 +276,11 @@ export const OPTIONS = [
   },
   {
     name: 'uid', type: 'int', scope: 'mount', volumeOpt: true, min: 0, max: 4_294_967_294,
-    help: 'Owner of the root directory of a new volume, and of files created by callers the kernel does not name. Default: the mounting user.',
+    help: 'Owner of the root directory of a new volume and, when set, of every file created through the mount, whoever creates it. Unset: the root belongs to the mounting user and each new file to the process that creates it.',
   },
   {
     name: 'gid', type: 'int', scope: 'mount', volumeOpt: true, min: 0, max: 4_294_967_294,
-    help: 'Group of the root directory of a new volume, and of files created by callers the kernel does not name. Default: the mounting user\'s group.',
+    help: 'Group of the root directory of a new volume and, when set, of every file created through the mount. Unset: the mounting user\'s group for the root, and the creating process\'s group (or the directory\'s, when it is setgid) for new files.',
   },
   {
     name: 'umask', type: 'int', scope: 'mount', volumeOpt: true, octal: true, min: 0, max: 0o777,
