@@ -5,7 +5,7 @@
  * and shorter runs than on the memory store (test/unit/volume-property.test.ts), one fresh container each.
  *
  * Runs per API: SWIFTFS_PROPERTY_RUNS (default 16). A failure prints fast-check's seed and path; replay it with
- * SWIFTFS_PROPERTY_SEED=<seed> SWIFTFS_PROPERTY_PATH=<path>.
+ * SWIFTFS_PROPERTY_SEED=<seed> SWIFTFS_PROPERTY_PATH=<path>, and add SWIFTFS_PROPERTY_SHRINK=1 to minimise it.
  */
 
 import { test } from 'node:test';
@@ -28,7 +28,7 @@ for (const api of APIS) {
         fc.asyncProperty(configArb, opsArb, async (config, ops) => {
           const r = realStore(t, api)!;
           try {
-            await runModel({ store: r.store, container: r.container, createContainer: true, config, compareEvery: 1, stats, open: { openTimeoutMs: 30_000 } }, ops, SETUP);
+            await runModel({ store: r.store, container: r.container, createContainer: true, config, compareEvery: 1, fenceSettleMs: 600, stats, open: { openTimeoutMs: 30_000 } }, ops, SETUP);
           } finally {
             await r.cleanup();
           }
