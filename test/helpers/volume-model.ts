@@ -878,10 +878,19 @@ function matchState(got: TreeShot, candidates: TreeShot[], what: string): number
   assert.fail(`${what}: the volume is in none of the ${candidates.length} states allowed\nvs the latest:\n${latest.join('\n')}\nvs the last durable one:\n${durable.join('\n')}`);
 }
 
-/** Runs one sequence; on failure, the message ends with the operations that ran (the last one failed). */
+/** The run in progress, for the report of a run that got stuck (see runModel). */
+let running: { model: VolumeModel; config: RunConfig } | null = null;
+
+/**
+ * Runs one sequence; on failure, the message ends with the operations that ran (the last one failed). If the
+ * process runs out of work while a run waits on a promise that nothing will settle (a hang in the core: node's
+ * test runner then only says "Promise resolution is still pending"), the operations are printed to stderr.
+ */
 export async function runModel(o: ModelRunOptions, ops: VolOp[], setup: NsOp[]): Promise<void> {
   const m = new VolumeModel(o);
   if (o.stats) o.stats.runs++;
+  if (!process.listeners('beforeExit').includes(reportStuckRun)) process.on('beforeExit', reportStuckRun);
+  running = { model: m, config: o.config };
   try {
     await m.start();
     for (const op of setup) await m.step(op);
@@ -891,8 +900,15 @@ export async function runModel(o: ModelRunOptions, ops: VolOp[], setup: NsOp[]):
     if (err instanceof Error) err.message += `\n  config ${JSON.stringify(o.config)}\n  ops:\n    ${m.trace.slice(-40).join('\n    ')}`;
     throw err;
   } finally {
+    running = null;
     await m.dispose();
   }
+}
+
+function reportStuckRun(): void {
+  if (!running) return;
+  process.stderr.write(`volume-model: a run is stuck, waiting on a promise nothing will settle (the last operation never returned)\n  config ${JSON.stringify(running.config)}\n  ops:\n    ${running.model.trace.slice(-40).join('\n    ')}\n`);
+  running = null;
 }
 
 /**
