@@ -193,6 +193,8 @@ export class Ownership {
   private lostTo: OwnerRecord | null = null;
   private ticking: Promise<void> | null = null;
   private lastHeartbeat: number;
+  private checkFailingSince: number | null = null;
+  private checkLoggedAt = 0;
 
   private constructor(opts: OwnershipOptions, record: OwnerRecord, tookOverFrom: OwnerRecord | null, confirmedAt: number) {
     this.opts = opts;
@@ -420,7 +422,8 @@ export class Ownership {
       });
       answeredAt = monotonic();
     } catch (err) {
-      if (!(err instanceof StoreError) || DEFINITE_FAILURES.has(err.code)) throw err;
+      // Refused before anything was stored (a 4xx, or a token rejected before the body was sent): nothing landed.
+      if (!(err instanceof StoreError) || DEFINITE_FAILURES.has(err.code) || err.status === 401) throw err;
       if (err.code !== StoreErrorCode.PreconditionFailed) {
         const landBy = startedAt + this.settleMs / 2;
         const now = monotonic();
@@ -467,9 +470,18 @@ export class Ownership {
             this.lastHeartbeat = monotonic();
             await Ownership.writeHeartbeat(this.opts.store, this.opts.container, { session: this.record.session, renewedAt: Date.now() });
           }
+          this.checkFailingSince = null;
         } catch (err) {
           if (err instanceof FencedError) onLost(err);
-          else this.opts.logger?.warn({ err: (err as Error).message }, 'cannot check or renew the volume lease (will retry)');
+          else {
+            // Logged when it starts failing and then every renewal period, not every check.
+            const now = monotonic();
+            if (this.checkFailingSince === null || now - this.checkLoggedAt >= renewMs) {
+              this.checkLoggedAt = now;
+              this.opts.logger?.warn({ err: (err as Error).message, failingForMs: this.checkFailingSince === null ? 0 : Math.round(now - this.checkFailingSince) }, 'cannot check or renew the volume lease (will retry; commits wait for a check that succeeds)');
+            }
+            this.checkFailingSince ??= now;
+          }
         } finally {
           this.ticking = null;
         }

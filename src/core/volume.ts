@@ -147,7 +147,8 @@ export interface VolumeStatus {
   commits: number;
   health: CommitterHealth;
   cache: ObjectCacheStats & { walBytes: number };
-  owner: { epoch: number; host: string; pid: number; since: number; guarantee: OwnershipGuarantee } | null;
+  /** guarantee: 'lease' (settle delay settleMs) or 'fenced' (atomic create-only puts); see DESIGN.md "Single writer". */
+  owner: { epoch: number; host: string; pid: number; since: number; guarantee: OwnershipGuarantee; settleMs: number } | null;
   openHandles: number;
 }
 
@@ -544,7 +545,7 @@ export class Volume implements VolumeFs {
       commits: c?.commits ?? 0,
       health: c?.health ?? { state: 'ok', retries: 0 },
       cache: { ...this.cache.stats(), walBytes: this.wal?.liveBytes ?? 0 },
-      owner: rec && this.ownership ? { epoch: rec.epoch, host: rec.host, pid: rec.pid, since: rec.since, guarantee: this.ownership.guarantee } : null,
+      owner: rec && this.ownership ? { epoch: rec.epoch, host: rec.host, pid: rec.pid, since: rec.since, guarantee: this.ownership.guarantee, settleMs: this.ownership.settleMs } : null,
       openHandles: this.handles.size,
     };
   }
