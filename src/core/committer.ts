@@ -344,9 +344,17 @@ export class Committer {
   // Intake
   // -------------------------------------------------------------------------------------------------------------
 
-  /** Entries replayed from the WAL at open (already applied to the state), in order. */
+  /**
+   * Entries replayed from the WAL at open (already applied to the state), in order; the session's first commit
+   * follows. All are pending before any commit can start: a commit cuts at the WAL's last seq, so one kicked
+   * halfway through (appended()'s dirty-bytes trigger) would claim entries it does not hold, release their WAL
+   * segment, and leave them to be lost by the next crash.
+   */
   adoptReplayed(entries: WalEntry[]): void {
-    for (const e of entries) this.appended(e, false);
+    for (const e of entries) {
+      this.pending.push(e);
+      this.dirtyBytes += e.dataLength;
+    }
   }
 
   /** An entry was appended to the WAL and applied to the state (call synchronously after apply). */
