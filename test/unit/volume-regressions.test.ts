@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { O_CREAT, O_RDWR, O_TRUNC, O_WRONLY } from '../../src/core/types.js';
-import { setup, writeFile, memoryLogger, sleep } from './volume-helpers.js';
+import { setup, writeFile, readFile, memoryLogger, pattern, sleep, tempDir, KiB } from './volume-helpers.js';
 
 const OLD = 946_684_800_000; // 2000-01-01
 
@@ -42,6 +42,34 @@ test('a checkpoint cut short by close({abandon}) (a crash) logs no error', async
     await v.close({ abandon: true });
     await sleep(100);
     assert.deepEqual(log.lines.filter((l) => l.level === 'error'), []);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('crash recovery with more than half the dirty limit to replay commits every replayed entry (none claimed but left out)', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ fsync: 'local', commitIntervalMs: 60_000, dirtyLimit: 256 * KiB });
+    const fh = await v.create('/f', 0o644, O_CREAT | O_RDWR);
+    s.faulty.goOffline(); // nothing gets committed: everything stays in the WAL
+    const expected = Buffer.concat([pattern(60 * KiB, 1), pattern(60 * KiB, 2), pattern(60 * KiB, 3), pattern(1000, 4)]);
+    let off = 0;
+    for (const len of [60 * KiB, 60 * KiB, 60 * KiB, 1000]) {
+      await v.write(fh, expected.subarray(off, off + len), off);
+      off += len;
+    }
+    await v.fsync(fh, false);
+    await v.close({ abandon: true });
+    s.faulty.comeBack();
+
+    // Replaying: the third entry reaches half the dirty limit, the fourth must be in the same first commit.
+    const back = await s.open({ force: true, dirtyLimit: 256 * KiB });
+    assert.deepEqual(await readFile(back, '/f'), expected);
+    await back.close({ abandon: true }); // a second crash: what the first commit claimed must really be there
+    const fresh = await s.open({ readOnly: true }, await tempDir());
+    assert.deepEqual(await readFile(fresh, '/f'), expected);
+    await fresh.close();
   } finally {
     await s.cleanup();
   }
