@@ -18,7 +18,7 @@ readonly REPO_ROOT
 readonly PACKAGES=(
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached
   libfuse2 fuse3 curl git sqlite3 postgresql-15 fio rclone s3fs docker.io busybox-static
-  build-essential python3
+  build-essential python3 librsvg2-bin
   # not pulled in without recommends, but wanted: TLS roots, and docker on AppArmor kernels
   ca-certificates apparmor
 )
