@@ -1,8 +1,9 @@
 /**
- * The Volume property test (test/helpers/volume-model.ts) on the real Swift, through its Swift API (create-only
- * segments) and its S3 API (check-then-put ownership): random sequences of operations with restarts and crashes
- * (same cache directory, or an empty one: a new host), compared with the kernel on a temporary directory. Fewer
- * and shorter runs than on the memory store (test/unit/volume-property.test.ts), one fresh container each.
+ * The Volume property test (test/helpers/volume-model.ts) on the real Swift, through its Swift API and its S3 API
+ * (the single-writer lease on both, with a shorter settle delay than the default): random sequences of
+ * operations with restarts and crashes (same cache directory, or an empty one: a new host), compared with the
+ * kernel on a temporary directory. Fewer and shorter runs than on the memory store
+ * (test/unit/volume-property.test.ts), one fresh container each.
  *
  * Runs per API: SWIFTFS_PROPERTY_RUNS (default 16). A failure prints fast-check's seed and path; replay it with
  * SWIFTFS_PROPERTY_SEED=<seed> SWIFTFS_PROPERTY_PATH=<path>, and add SWIFTFS_PROPERTY_SHRINK=1 to minimise it.

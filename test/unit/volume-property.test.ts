@@ -3,8 +3,8 @@
  * what it checks): random sequences of 30-80 operations through the VolumeFs API, with clean restarts and
  * crashes (same cache directory, or an empty one: a new host) at random points, compared with the kernel on
  * a temporary directory after every operation. The store is given a little random latency in some runs (so
- * that commits overlap operations) and no conditional create in others (check-then-put ownership, as Swift's
- * S3 API).
+ * that commits overlap operations) and no conditional create in others (the single-writer lease then waits its
+ * settle delay at each read-write open, as on Swift).
  *
  * Runs: SWIFTFS_PROPERTY_RUNS (default 100). A failure prints fast-check's seed and path; replay it with
  * SWIFTFS_PROPERTY_SEED=<seed> SWIFTFS_PROPERTY_PATH=<path>, and add SWIFTFS_PROPERTY_SHRINK=1 to minimise it.
