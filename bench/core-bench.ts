@@ -22,6 +22,7 @@ import { createSwiftStore } from '../src/store/swift/swift-store.js';
 import { createS3Store } from '../src/store/s3/s3-store.js';
 import type { ObjectStore } from '../src/store/object-store.js';
 import { listAll } from '../src/store/object-store.js';
+import { xorshiftRng } from '../test/helpers/rng.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -42,17 +43,6 @@ function makeStore(api: string): ObjectStore {
   return createSwiftStore({ auth: { type: 'tempauth', authUrl, user, key }, requestTimeoutMs: 60_000 });
 }
 
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t = process.hrtime.bigint();
@@ -142,7 +132,7 @@ async function main(): Promise<void> {
       v = await Volume.open(store, container, { cacheDir: path.join(work, 'a'), ...openOpts, fsync: mode });
       const fh = await v.create(`/rand-${mode}`, 0o644, O_CREAT | O_RDWR);
       await v.ftruncate(fh, rfile);
-      const r = rng(mode === 'remote' ? 1 : 2);
+      const r = xorshiftRng(mode === 'remote' ? 1 : 2);
       const [, t] = await timed(async () => {
         for (let i = 0; i < nRandom; i++) {
           await v.write(fh, page, r(rfile / page.length) * page.length);
@@ -172,7 +162,7 @@ async function main(): Promise<void> {
     // ---- random reads, warm
     {
       const fh = await ro.open('/big', O_RDONLY);
-      const r = rng(3);
+      const r = xorshiftRng(3);
       const n = 20000;
       const [, t] = await timed(async () => {
         for (let i = 0; i < n; i++) await ro.read(fh, 4 * KiB, r(seqBytes / (4 * KiB)) * 4 * KiB);

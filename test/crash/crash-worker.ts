@@ -12,6 +12,7 @@ import { Volume } from '../../src/core/volume.js';
 import { O_CREAT, O_RDWR } from '../../src/core/types.js';
 import { createSwiftStore } from '../../src/store/swift/swift-store.js';
 import { BLOCK, BLOCKS_PER_FILE, blockContent, type AckLine } from './crash-blocks.js';
+import { xorshiftRng } from '../helpers/rng.js';
 
 const [container, cacheDir, mode, seedArg, logFile] = process.argv.slice(2);
 
@@ -37,15 +38,7 @@ async function main(): Promise<void> {
     checkpointEvery: 40,
   });
   say({ opened: true, pid: process.pid });
-  let x = Number(seedArg) >>> 0 || 1;
-  const rnd = (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
+  const rnd = xorshiftRng(Number(seedArg));
   const LOOPS = 4;
   const FILES_PER_LOOP = 2;
   await Promise.all(

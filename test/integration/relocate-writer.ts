@@ -14,6 +14,7 @@ import { Volume } from '../../src/core/volume.js';
 import { O_CREAT, O_RDWR } from '../../src/core/types.js';
 import { createSwiftStore } from '../../src/store/swift/swift-store.js';
 import { startReplication } from '../../src/region/replication.js';
+import { xorshiftRng } from '../helpers/rng.js';
 
 const [container, cacheDir, logFile, maxKiBArg] = process.argv.slice(2);
 
@@ -63,15 +64,7 @@ async function main(): Promise<void> {
   setInterval(() => say({ status: replication.status()[0], at: Date.now(), journalSeq: volume.status().journalSeq }), 500).unref();
   const maxKiB = Number(maxKiBArg ?? 512);
   await volume.mkdir('/load', 0o755).catch(() => undefined);
-  let x = process.pid >>> 0;
-  const rnd = (k: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % k;
-  };
+  const rnd = xorshiftRng(process.pid);
   for (let n = 0; ; n++) {
     const size = 1 + rnd(maxKiB * 1024);
     const data = fileContent(n, size);

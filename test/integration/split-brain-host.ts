@@ -17,6 +17,7 @@ import { O_CREAT, O_RDWR } from '../../src/core/types.js';
 import { DEFAULT_SETTLE_MS } from '../../src/core/ownership.js';
 import { readSwiftEnv } from '../helpers/swift-env.js';
 import { makeStore } from './volume-stores.js';
+import { xorshiftRng } from '../helpers/rng.js';
 
 const [name, container, cacheDir, logFile, seedArg, apiArg] = process.argv.slice(2);
 
@@ -41,15 +42,7 @@ async function main(): Promise<void> {
   const store = makeStore(env, apiArg === 's3' ? 's3' : 'swift', 10_000);
   const log = fs.openSync(logFile, 'a');
   const say = (obj: object) => fs.writeSync(log, JSON.stringify(obj) + '\n');
-  let x = Number(seedArg) >>> 0 || 1;
-  const rnd = (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
+  const rnd = xorshiftRng(Number(seedArg));
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   let lost = false;
   for (let session = 0; ; session++) {

@@ -18,20 +18,7 @@ import { readReplicaStatus, fenceOwnerRecord, writeOwner } from '../../src/regio
 import { O_CREAT, O_RDWR } from '../../src/core/types.js';
 import type { Volume } from '../../src/core/volume.js';
 import { checkContainerConsistent, fsDigest, sourceVolume, withReadOnly, KiB } from './region-helpers.js';
-
-function pattern(len: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(len);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
+import { pattern } from './volume-helpers.js';
 
 async function put(v: Volume, p: string, data: Buffer, at = 0): Promise<void> {
   const fh = await v.create(p, 0o644, O_CREAT | O_RDWR);

@@ -18,18 +18,8 @@ import { fenceContainer } from '../../src/region/fence.js';
 import { JOURNAL_PREFIX, OWNER_KEY, readFormat } from '../../src/core/layout.js';
 import { tempDir, verifySingleWriterJournal, type WriterAckRecord } from './region-helpers.js';
 import { SwiftLikeStore } from './swift-like-store.js';
+import { xorshiftRng } from '../helpers/rng.js';
 
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,7 +34,7 @@ const STORES = [
 for (const kind of STORES) {
   for (const seed of [11, 22]) {
     test(`two hosts fight over one volume on a ${kind.name} (seed ${seed}): one writer at a time, nothing acknowledged lost`, async (t) => {
-      const rnd = rng(seed);
+      const rnd = xorshiftRng(seed);
       const memory = new MemoryStore({ latencyMs: () => rnd(4) });
       const swiftLike = kind.swiftLike ? new SwiftLikeStore(memory, { putDelayMs: (key) => (key.startsWith(JOURNAL_PREFIX) ? rnd(40) : key === OWNER_KEY ? rnd(20) : 0) }) : null;
       const store = swiftLike ?? memory;

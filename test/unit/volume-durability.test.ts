@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { O_CREAT, O_RDWR } from '../../src/core/types.js';
 import { JOURNAL_PREFIX, CHECKPOINT_PREFIX } from '../../src/core/layout.js';
 import { setup, tempDir, writeFile, readFile, pattern, memoryLogger, sleep, KiB, MiB, type Setup } from './volume-helpers.js';
+import { xorshiftRng } from '../helpers/rng.js';
 
 async function countKeys(s: Setup, prefix: string): Promise<number> {
   let n = 0;
@@ -23,17 +24,6 @@ async function countKeys(s: Setup, prefix: string): Promise<number> {
   }
 }
 
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 const SEEDS = (process.env.SWIFTFS_TEST_SEEDS ?? '42').split(',').map(Number);
 
@@ -42,7 +32,7 @@ test(`random writes and truncates match a Buffer model across commits, checkpoin
   const s = await setup({ blockSize: 64 * KiB });
   try {
     const v = await s.open({ commitIntervalMs: 5, checkpointEvery: 7, compactAbove: 2 });
-    const r = rng(seed);
+    const r = xorshiftRng(seed);
     const files = ['/f0', '/f1', '/f2'];
     const model = new Map<string, Buffer>();
     const fhs = new Map<string, number>();
