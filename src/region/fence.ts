@@ -145,8 +145,9 @@ export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
   const epoch = lease.epoch;
   const previousOwner = taken.previous;
 
-  // 2. The fence segment, at the first number free after the wait.
-  const headBefore = await readJournalHead(store, container, { epochs: true });
+  // 2. The fence segment, at the first number free after the wait. (Epochs only grow along the journal: the last
+  // segment's tells whether a newer owner committed meanwhile.)
+  const headBefore = await readJournalHead(store, container);
   if (headBefore.maxEpoch >= epoch) {
     throw new FenceError('race', `${opts.region}/${container}: a writer of epoch ${headBefore.maxEpoch} committed while it was being fenced (fence epoch ${epoch})`);
   }
