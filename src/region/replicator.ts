@@ -589,19 +589,19 @@ export class Replicator {
   }
 
   /** The target's owner record must be as it was found (a takeover or a fence there stops the replicator). */
-  private async checkTargetNotOwned(): Promise<void> {
-    try {
-      await this.lease!.confirm();
-    } catch (err) {
-      if (err instanceof FencedError) this.fenced(err);
-      throw err;
-    }
+  private checkTargetNotOwned(): Promise<void> {
+    return this.underLease((lease) => lease.confirm());
   }
 
   /** Resolves when a write to the target may start under the lease (module comment); stops for good when fenced. */
-  private async beforeWrite(): Promise<void> {
+  private beforeWrite(): Promise<void> {
+    return this.underLease((lease) => lease.beforeWrite());
+  }
+
+  /** Runs `fn` with the lease; a FencedError (the target's owner record changed) stops the replicator for good. */
+  private async underLease<T>(fn: (lease: OwnerLease) => Promise<T>): Promise<T> {
     try {
-      await this.lease!.beforeWrite();
+      return await fn(this.lease!);
     } catch (err) {
       if (err instanceof FencedError) this.fenced(err);
       throw err;
@@ -636,10 +636,9 @@ export class Replicator {
   private async putTarget(key: string, body: Buffer): Promise<'created' | 'exists'> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const out = await this.lease!.putUnderLease(key, body, { createOnly: this.targetConditional, contentType: key === FORMAT_KEY ? 'application/json' : 'application/octet-stream' });
+        const out = await this.underLease((lease) => lease.putUnderLease(key, body, { createOnly: this.targetConditional, contentType: key === FORMAT_KEY ? 'application/json' : 'application/octet-stream' }));
         return out.ok ? 'created' : 'exists';
       } catch (err) {
-        if (err instanceof FencedError) this.fenced(err);
         if (!(err instanceof StoreError) || !err.retryable || attempt >= PUT_ATTEMPTS || this.stopped) throw err;
         await sleep(Math.min(2000, 100 * 2 ** attempt));
       }
