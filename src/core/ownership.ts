@@ -22,6 +22,10 @@
  *    owner's liveness goes to `.swiftfs/owner-heartbeat` ({session, renewedAt, released}), which `read()` merges
  *    into the record when it names the same session. Records of older versions (renewedAt/released in the
  *    record itself) still read as before.
+ *  - `OwnerLease` is the lease alone (confirmations, the write window, single-attempt puts); `Ownership` is it for
+ *    the session the record names. `OwnerLease.follow` gives the same rules to a writer that does not own the
+ *    container but must stop once its owner record changes (the region replicator on a replica: a takeover there
+ *    can count on none of its writes landing after the settle wait).
  */
 
 import * as os from 'node:os';
@@ -177,32 +181,199 @@ const DEFINITE_FAILURES: ReadonlySet<StoreErrorCode> = new Set<StoreErrorCode>([
 /** Attempts of a takeover whose record write answered too late after its read. */
 const MAX_TAKEOVER_ATTEMPTS = 5;
 
-export class Ownership {
+/** What a lease needs: the container whose owner record it follows, and the settle delay S. */
+export type LeaseOptions = Pick<OwnershipOptions, 'store' | 'container' | 'settleMs' | 'logger'>;
+
+/**
+ * The lease (module comment, DESIGN.md "Single writer"): reads of a container's owner record confirm it as of
+ * their start while `holds` accepts what they show; any other record loses it for good (FencedError). Writes
+ * that change the container may start only within S/2 of a confirmation (`beforeWrite`), are acknowledged only
+ * when answered within S (`afterWrite`), and puts are single attempts read back on an unknown outcome
+ * (`putUnderLease`). `Ownership` is this lease for the session the record names; `follow` for a writer that
+ * owns nothing there (the region replicator on a replica).
+ */
+export class OwnerLease {
+  /** The settle delay S (the lease is valid until confirmedAt + S). */
+  readonly settleMs: number;
+  protected readonly leaseOpts: LeaseOptions;
+  private readonly holds: (current: OwnerRecord | null) => boolean;
+  /** Monotonic start time of the newest read of the owner record that `holds` accepted. */
+  private confirmedAt: number;
+  private confirming: Promise<void> | null = null;
+  protected lost = false;
+  protected lostTo: OwnerRecord | null = null;
+
+  protected constructor(opts: LeaseOptions, holds: (current: OwnerRecord | null) => boolean, confirmedAt: number) {
+    this.leaseOpts = opts;
+    this.settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;
+    this.holds = holds;
+    this.confirmedAt = confirmedAt;
+  }
+
+  /**
+   * A lease for writing into a container this session does not own: it holds while the owner record is still
+   * `seen` (the same session; still none when `seen` is null), as read by a read that started at `readStartedAt`
+   * (monotonic, `OwnerLease.now()`). Use a settle delay no larger than what a takeover there waits (the same S as
+   * the volume's hosts, or the record's `settleMs`, whichever is smaller): then once a takeover's wait is over,
+   * nothing this lease let start can still land.
+   */
+  static follow(opts: LeaseOptions, seen: OwnerRecord | null, readStartedAt: number): OwnerLease {
+    const session = seen?.session ?? null;
+    return new OwnerLease(opts, (current) => (current?.session ?? null) === session, readStartedAt);
+  }
+
+  /** The lease's monotonic clock (ms), for `follow`'s `readStartedAt`. */
+  static now(): number {
+    return monotonic();
+  }
+
+  /**
+   * Reads the owner record: ours refreshes the lease (as of the read's start), another session's (or none) loses
+   * it for good (FencedError). A read already running is shared. Store failures are thrown as they are.
+   */
+  async confirm(): Promise<void> {
+    if (this.lost) throw new FencedError(this.lostTo);
+    if (!this.confirming) {
+      const startedAt = monotonic();
+      const p = (async () => {
+        const current = await Ownership.readRecord(this.leaseOpts.store, this.leaseOpts.container);
+        if (!this.holds(current)) {
+          this.lose(current);
+          throw new FencedError(current);
+        }
+        if (startedAt > this.confirmedAt) this.confirmedAt = startedAt;
+      })();
+      this.confirming = p;
+      p.then(
+        () => {
+          if (this.confirming === p) this.confirming = null;
+        },
+        () => {
+          if (this.confirming === p) this.confirming = null;
+        },
+      );
+    }
+    await this.confirming;
+  }
+
+  /**
+   * Resolves when a write that changes the volume (segment, checkpoint, delete) may START now: the lease was
+   * confirmed less than S/2 ago (else the record is read first). FencedError when it is not ours any more; a
+   * StoreError when the store does not answer, or answers too slowly for the lease (more than S/2).
+   */
+  async beforeWrite(): Promise<void> {
+    for (let reads = 0; ; reads++) {
+      if (this.lost) throw new FencedError(this.lostTo);
+      if (monotonic() < this.confirmedAt + this.settleMs / 2) return;
+      if (reads >= 2) {
+        throw new StoreError(StoreErrorCode.Timeout, `the owner record takes more than ${this.settleMs / 2} ms to read (half the settle delay): not writing until the store answers faster`, {
+          op: 'get',
+          container: this.leaseOpts.container,
+          key: OWNER_KEY,
+        });
+      }
+      await this.confirm();
+    }
+  }
+
+  /**
+   * Resolves when a write answered at `answeredAt` (monotonic) may be acknowledged: it came before the lease
+   * ran out, or a read started after it still shows our session. FencedError otherwise (not acknowledged).
+   */
+  async afterWrite(answeredAt: number): Promise<void> {
+    for (;;) {
+      if (answeredAt < this.confirmedAt + this.settleMs) return;
+      if (this.lost) throw new FencedError(this.lostTo);
+      await this.confirm(); // starts after answeredAt unless one was running: then the loop reads again
+    }
+  }
+
+  /**
+   * One put of an object that changes the volume, under the lease: started within S/2 of a confirmation, a
+   * single attempt (the store's own retries could start one after the lease), create-only where asked. An
+   * unknown outcome (timeout, 5xx, reset) is resolved by reading the object back once the put can no longer land
+   * (S/2 after it started): ours counts as answered then, absent rethrows the failure (the caller may try again),
+   * another object is reported. Acknowledged only per `afterWrite`.
+   */
+  async putUnderLease(key: string, bytes: Buffer, options: { createOnly: boolean; contentType?: string }): Promise<LeasePutOutcome> {
+    const { store, container } = this.leaseOpts;
+    await this.beforeWrite();
+    const startedAt = monotonic();
+    let answeredAt: number;
+    try {
+      // A stream body is one attempt (object-store.ts: streams are not retried).
+      await store.put(container, key, Readable.from([bytes]), {
+        contentType: options.contentType ?? 'application/octet-stream',
+        size: bytes.length,
+        ...(options.createOnly ? { ifNoneMatch: '*' as const } : {}),
+      });
+      answeredAt = monotonic();
+    } catch (err) {
+      // Refused before anything was stored (a 4xx, or a token rejected before the body was sent): nothing landed.
+      if (!(err instanceof StoreError) || DEFINITE_FAILURES.has(err.code) || err.status === 401) throw err;
+      if (err.code !== StoreErrorCode.PreconditionFailed) {
+        const landBy = startedAt + this.settleMs / 2;
+        const now = monotonic();
+        if (now < landBy) await sleep(landBy - now);
+      }
+      let existing: Buffer | null = null;
+      try {
+        existing = (await store.get(container, key)).body;
+      } catch (readErr) {
+        if (!isStoreError(readErr, StoreErrorCode.NotFound)) throw readErr;
+      }
+      answeredAt = monotonic();
+      if (existing === null) {
+        if (err.code === StoreErrorCode.PreconditionFailed) throw new StoreError(StoreErrorCode.Unavailable, `put ${key}: create-only put refused but the object is not there (listing lag?); retrying`, { op: 'put', container, key, cause: err });
+        throw err;
+      }
+      if (!existing.equals(bytes)) return { ok: false, existing };
+      this.leaseOpts.logger?.info({ container, key }, 'a put with an unknown outcome landed (read back): it was ours');
+    }
+    await this.afterWrite(answeredAt);
+    return { ok: true };
+  }
+
+
+  protected lose(holder: OwnerRecord | null): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.lostTo = holder;
+  }
+
+  get isLost(): boolean {
+    return this.lost;
+  }
+
+  /** The owner record that replaced the one this lease followed (null: none, or not lost). */
+  get lostToRecord(): OwnerRecord | null {
+    return this.lostTo;
+  }
+
+  markLost(): void {
+    this.lose(this.lostTo);
+  }
+}
+
+export class Ownership extends OwnerLease {
   readonly record: OwnerRecord;
   /** Who held it before us (when we took it over from a session that did not release it). */
   readonly tookOverFrom: OwnerRecord | null;
   readonly guarantee: OwnershipGuarantee;
-  /** This session's settle delay S (the lease is valid until confirmedAt + S). */
-  readonly settleMs: number;
   private readonly opts: OwnershipOptions;
-  /** Monotonic start time of the newest read of the owner record that showed our session. */
-  private confirmedAt: number;
-  private confirming: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private lost = false;
-  private lostTo: OwnerRecord | null = null;
   private ticking: Promise<void> | null = null;
   private lastHeartbeat: number;
   private checkFailingSince: number | null = null;
   private checkLoggedAt = 0;
 
   private constructor(opts: OwnershipOptions, record: OwnerRecord, tookOverFrom: OwnerRecord | null, confirmedAt: number) {
+    // Ours while the record names our session.
+    super(opts, (current) => current !== null && current.session === record.session, confirmedAt);
     this.opts = opts;
     this.record = record;
     this.tookOverFrom = tookOverFrom;
-    this.settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;
     this.guarantee = opts.conditionalCreate && opts.createOnlyAtomic === true ? 'fenced' : 'lease';
-    this.confirmedAt = confirmedAt;
     this.lastHeartbeat = monotonic();
   }
 
@@ -336,121 +507,9 @@ export class Ownership {
     return ownership;
   }
 
-  // -------------------------------------------------------------------------------------------------------------
-  // The lease
-  // -------------------------------------------------------------------------------------------------------------
-
-  /**
-   * Reads the owner record: ours refreshes the lease (as of the read's start), another session's (or none) loses
-   * it for good (FencedError). A read already running is shared. Store failures are thrown as they are.
-   */
-  async confirm(): Promise<void> {
-    if (this.lost) throw new FencedError(this.lostTo);
-    if (!this.confirming) {
-      const startedAt = monotonic();
-      const p = (async () => {
-        const current = await Ownership.readRecord(this.opts.store, this.opts.container);
-        if (!current || current.session !== this.record.session) {
-          this.lose(current);
-          throw new FencedError(current);
-        }
-        if (startedAt > this.confirmedAt) this.confirmedAt = startedAt;
-      })();
-      this.confirming = p;
-      p.then(
-        () => {
-          if (this.confirming === p) this.confirming = null;
-        },
-        () => {
-          if (this.confirming === p) this.confirming = null;
-        },
-      );
-    }
-    await this.confirming;
-  }
-
-  /**
-   * Resolves when a write that changes the volume (segment, checkpoint, delete) may START now: the lease was
-   * confirmed less than S/2 ago (else the record is read first). FencedError when it is not ours any more; a
-   * StoreError when the store does not answer, or answers too slowly for the lease (more than S/2).
-   */
-  async beforeWrite(): Promise<void> {
-    for (let reads = 0; ; reads++) {
-      if (this.lost) throw new FencedError(this.lostTo);
-      if (monotonic() < this.confirmedAt + this.settleMs / 2) return;
-      if (reads >= 2) {
-        throw new StoreError(StoreErrorCode.Timeout, `the owner record takes more than ${this.settleMs / 2} ms to read (half the settle delay): not writing until the store answers faster`, {
-          op: 'get',
-          container: this.opts.container,
-          key: OWNER_KEY,
-        });
-      }
-      await this.confirm();
-    }
-  }
-
-  /**
-   * Resolves when a write answered at `answeredAt` (monotonic) may be acknowledged: it came before the lease
-   * ran out, or a read started after it still shows our session. FencedError otherwise (not acknowledged).
-   */
-  async afterWrite(answeredAt: number): Promise<void> {
-    for (;;) {
-      if (answeredAt < this.confirmedAt + this.settleMs) return;
-      if (this.lost) throw new FencedError(this.lostTo);
-      await this.confirm(); // starts after answeredAt unless one was running: then the loop reads again
-    }
-  }
-
-  /**
-   * One put of an object that changes the volume, under the lease: started within S/2 of a confirmation, a
-   * single attempt (the store's own retries could start one after the lease), create-only where asked. An
-   * unknown outcome (timeout, 5xx, reset) is resolved by reading the object back once the put can no longer land
-   * (S/2 after it started): ours counts as answered then, absent rethrows the failure (the caller may try again),
-   * another object is reported. Acknowledged only per `afterWrite`.
-   */
-  async putUnderLease(key: string, bytes: Buffer, options: { createOnly: boolean; contentType?: string }): Promise<LeasePutOutcome> {
-    const { store, container } = this.opts;
-    await this.beforeWrite();
-    const startedAt = monotonic();
-    let answeredAt: number;
-    try {
-      // A stream body is one attempt (object-store.ts: streams are not retried).
-      await store.put(container, key, Readable.from([bytes]), {
-        contentType: options.contentType ?? 'application/octet-stream',
-        size: bytes.length,
-        ...(options.createOnly ? { ifNoneMatch: '*' as const } : {}),
-      });
-      answeredAt = monotonic();
-    } catch (err) {
-      // Refused before anything was stored (a 4xx, or a token rejected before the body was sent): nothing landed.
-      if (!(err instanceof StoreError) || DEFINITE_FAILURES.has(err.code) || err.status === 401) throw err;
-      if (err.code !== StoreErrorCode.PreconditionFailed) {
-        const landBy = startedAt + this.settleMs / 2;
-        const now = monotonic();
-        if (now < landBy) await sleep(landBy - now);
-      }
-      let existing: Buffer | null = null;
-      try {
-        existing = (await store.get(container, key)).body;
-      } catch (readErr) {
-        if (!isStoreError(readErr, StoreErrorCode.NotFound)) throw readErr;
-      }
-      answeredAt = monotonic();
-      if (existing === null) {
-        if (err.code === StoreErrorCode.PreconditionFailed) throw new StoreError(StoreErrorCode.Unavailable, `put ${key}: create-only put refused but the object is not there (listing lag?); retrying`, { op: 'put', container, key, cause: err });
-        throw err;
-      }
-      if (!existing.equals(bytes)) return { ok: false, existing };
-      this.opts.logger?.info({ container, key }, 'a put with an unknown outcome landed (read back): it was ours');
-    }
-    await this.afterWrite(answeredAt);
-    return { ok: true };
-  }
-
-  private lose(holder: OwnerRecord | null): void {
+  protected override lose(holder: OwnerRecord | null): void {
     if (this.lost) return;
-    this.lost = true;
-    this.lostTo = holder;
+    super.lose(holder);
     this.stop();
   }
 
@@ -500,14 +559,6 @@ export class Ownership {
   end(): void {
     this.stop();
     liveSessions.delete(this.record.session);
-  }
-
-  get isLost(): boolean {
-    return this.lost;
-  }
-
-  markLost(): void {
-    this.lose(this.lostTo);
   }
 
   /**

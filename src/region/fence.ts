@@ -145,8 +145,12 @@ export async function fenceContainer(opts: FenceOptions): Promise<FenceResult> {
   const epoch = lease.epoch;
   const previousOwner = taken.previous;
 
-  // 2. The fence segment, at the first number free after the wait.
-  const headBefore = await readJournalHead(store, container, { epochs: true });
+  // 2. The fence segment, at the first number free after the wait. Under the lease (a settle wait) epochs only
+  // grow along the journal: no older writer's put lands after a newer owner's wait, so the last segment's epoch
+  // tells whether a newer owner committed meanwhile (one segment read, not every one since the checkpoint).
+  // Where create-only puts are atomic there is no wait: an older writer may still commit after a newer owner's
+  // segment, so every segment after the checkpoint is looked at.
+  const headBefore = await readJournalHead(store, container, guarantee === 'lease' ? {} : { epochs: true });
   if (headBefore.maxEpoch >= epoch) {
     throw new FenceError('race', `${opts.region}/${container}: a writer of epoch ${headBefore.maxEpoch} committed while it was being fenced (fence epoch ${epoch})`);
   }

@@ -573,6 +573,8 @@ async function catchUpTo(req: RelocateRequest, o: Opened, source: VolumePlace, t
       target: { store: o.target, container: target.container, region: target.region },
       logger: log,
       reset,
+      // The lease on the target's owner record uses the fences' settle delay (no larger than a takeover's wait).
+      ...(req.fenceSettleMs !== undefined ? { settleMs: req.fenceSettleMs } : {}),
     });
     let total: { segments: number; bytes: number } | null = null;
     const report = (): void => {

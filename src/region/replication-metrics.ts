@@ -6,6 +6,8 @@
  *   swiftfs_replica_lag_bytes{volume,replica}        bytes (segments and objects) still to copy to it
  *   swiftfs_replica_replicated_seq{volume,replica}   newest journal segment complete in the replica
  *   swiftfs_replica_up{volume,replica}               1 while replicating normally (syncing or caught up), else 0
+ *   swiftfs_replica_fenced{volume,replica}           1 when the replicator stopped because the replica's owner
+ *                                                    record changed (taken over or fenced there), else 0
  *
  * `replica` is REGION/CONTAINER. Series of replicas no longer reported are removed.
  */
@@ -20,7 +22,7 @@ function gauge(name: string, help: string): FastGauge {
   return g;
 }
 
-let gauges: { lagSeconds: FastGauge; lagBytes: FastGauge; replicatedSeq: FastGauge; up: FastGauge } | null = null;
+let gauges: { lagSeconds: FastGauge; lagBytes: FastGauge; replicatedSeq: FastGauge; up: FastGauge; fenced: FastGauge } | null = null;
 
 function metrics(): NonNullable<typeof gauges> {
   gauges ??= {
@@ -28,6 +30,7 @@ function metrics(): NonNullable<typeof gauges> {
     lagBytes: gauge('swiftfs_replica_lag_bytes', 'Bytes (journal segments and the objects they need) still to copy to a replica.'),
     replicatedSeq: gauge('swiftfs_replica_replicated_seq', 'Newest journal segment complete in a replica.'),
     up: gauge('swiftfs_replica_up', '1 while replication to a replica works (syncing or caught up), else 0.'),
+    fenced: gauge('swiftfs_replica_fenced', "1 when replication to a replica stopped because the replica's owner record changed (the volume was taken over or fenced there), else 0."),
   };
   return gauges;
 }
@@ -49,6 +52,7 @@ export function replicationGauges(volume: string): { publish(statuses: readonly 
         m.lagBytes.series(volume, replica).value = st.lagBytes;
         m.replicatedSeq.series(volume, replica).value = st.replicatedSeq;
         m.up.series(volume, replica).value = st.state === 'syncing' || st.state === 'caught-up' ? 1 : 0;
+        m.fenced.series(volume, replica).value = st.state === 'fenced' || st.state === 'taken-over' ? 1 : 0;
       }
       for (const replica of shown) if (!now.has(replica)) drop(replica);
       shown = now;

@@ -34,7 +34,7 @@ import { watchPendingFences } from './fence.js';
 export interface ReplicatedVolume {
   readonly uuid: string;
   readonly container: string;
-  status(): { journalSeq: number; lastCommitAt: number | null };
+  status(): { journalSeq: number; lastCommitAt: number | null; owner?: { settleMs: number } | null };
 }
 
 export interface ReplicationTargetSpec {
@@ -117,6 +117,15 @@ function volumeHead(volume: ReplicatedVolume): number | undefined {
   }
 }
 
+/** The settle delay S of the volume's single-writer lease, when it tells. */
+function volumeSettleMs(volume: ReplicatedVolume): number | undefined {
+  try {
+    return volume.status().owner?.settleMs;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts replication of a mounted volume to `targets`. */
 export function startReplication(
   source: { volume: ReplicatedVolume; store: ObjectStore; region: string },
@@ -156,6 +165,8 @@ export function startReplication(
           target: { store: t.store, container: targetContainerName, region: t.region },
           logger: log,
           ...(opts.copyConcurrency ? { copyConcurrency: opts.copyConcurrency } : {}),
+          // The replicator's lease on the replica's owner record: the volume's own settle delay (its hosts' S).
+          ...(volumeSettleMs(source.volume) !== undefined ? { settleMs: volumeSettleMs(source.volume)! } : {}),
         });
         rep = r;
         live.add(r);

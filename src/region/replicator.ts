@@ -13,9 +13,13 @@
  * source went through: a checkpoint plus consecutive segments whose every object is present.
  *
  * One replicator at a time writes a target: it holds the lease `.swiftfs/replicator` there (renewed while it
- * runs, verified before it deletes anything). It stops for good when the target has an owner (someone took
- * the volume over there: the target is a home now) or when a segment it would put exists with other bytes
- * (the journals diverged).
+ * runs, verified before it deletes anything). It stops for good when a segment it would put exists with other
+ * bytes (the journals diverged), and when the target's owner record changes: it writes under the core's
+ * single-writer lease (core/ownership.ts `OwnerLease.follow`, DESIGN.md "Single writer") on the target's owner
+ * record as it found it (none, for a replica): every write to the target starts within S/2 of a read of that
+ * record showing it unchanged, puts are single attempts read back on an unknown outcome, so a takeover there
+ * (which waits S after writing its record) can count on nothing from this replicator landing after its wait.
+ * A record that changed stops it: `taken-over` (an owner), or `fenced` (a fence owner, a retire).
  *
  * Progress goes to `.swiftfs/replica-status` in the target (source head seen, replicated seq, commit times,
  * lag), which is what a failover reads to report what was lost.
@@ -47,7 +51,7 @@ import {
 } from '../core/layout.js';
 import { decodeCheckpoint, decodeSegment } from '../core/records.js';
 import { FsState } from '../core/metadata.js';
-import { Ownership, machineId } from '../core/ownership.js';
+import { DEFAULT_SETTLE_MS, FencedError, OwnerLease, Ownership, machineId } from '../core/ownership.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import {
   HOME_LABEL,
@@ -102,9 +106,15 @@ export interface ReplicatorOptions {
   createTarget?: boolean;
   /** Called before every write to the target (tests). May throw to stop the replicator right there. */
   onStep?: (step: ReplicatorStep) => void | Promise<void>;
+  /**
+   * Settle delay S of the lease on the target's owner record (default 4 s): at most what a takeover of the
+   * target waits, i.e. the volume's fenceSettleMs (the smaller of this and the record's own is used).
+   */
+  settleMs?: number;
 }
 
-export type ReplicatorState = 'starting' | 'syncing' | 'caught-up' | 'error' | 'stopped' | 'diverged' | 'taken-over';
+/** `taken-over` / `fenced`: the target's owner record changed (an owner, or a fence owner: a retire): stopped for good. */
+export type ReplicatorState = 'starting' | 'syncing' | 'caught-up' | 'error' | 'stopped' | 'diverged' | 'taken-over' | 'fenced';
 
 export interface ReplicationStatus {
   mode: 'swiftfs' | 'store';
@@ -137,9 +147,9 @@ export interface ReplicationStatus {
   lastSyncAt: number | null;
 }
 
-/** The replicator cannot go on with this target (taken over, diverged, another volume, busy). */
+/** The replicator cannot go on with this target (taken over, fenced, diverged, another volume, busy). */
 export class ReplicationError extends Error {
-  readonly reason: 'uuid-mismatch' | 'taken-over' | 'diverged' | 'busy' | 'not-a-volume' | 'format-mismatch' | 'stopped';
+  readonly reason: 'uuid-mismatch' | 'taken-over' | 'fenced' | 'diverged' | 'busy' | 'not-a-volume' | 'format-mismatch' | 'stopped';
   constructor(reason: ReplicationError['reason'], message: string) {
     super(message);
     this.name = 'ReplicationError';
@@ -159,6 +169,9 @@ interface Pending {
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Attempts of one put to the target (each a single attempt under the lease) before the sync fails and backs off. */
+const PUT_ATTEMPTS = 4;
 
 /** Data object ids a segment references (its header's new objects and every write record's object). */
 export function segmentRefs(seg: LoadedSegment): string[] {
@@ -214,6 +227,10 @@ export class Replicator {
   private leaseRenewedAt = 0;
   private stopped = false;
   private syncing: Promise<ReplicationStatus> | null = null;
+  /** The lease on the target's owner record (set by prepare): every write to the target goes through it. */
+  private lease: OwnerLease | null = null;
+  /** Why it stopped for good when the target's owner record changed (reported even if a concurrent write saw 'stopped' first). */
+  private fatal: ReplicationError | null = null;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private kicked = false;
@@ -358,6 +375,7 @@ export class Replicator {
     }
 
     // A target with a live owner is a home, not a replica. A fenced old home may be re-seeded with reset.
+    const ownerReadAt = OwnerLease.now();
     const owner = await Ownership.read(target.store, target.container);
     let reset = false;
     if (owner) {
@@ -384,6 +402,10 @@ export class Replicator {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'replicator: cannot read the source container labels (not copied)');
     }
+    // From here on every write to the target is under the lease on its owner record as just read.
+    const settle = this.o.settleMs ?? DEFAULT_SETTLE_MS;
+    this.lease = OwnerLease.follow({ store: target.store, container: target.container, settleMs: Math.min(settle, owner?.settleMs ?? settle), logger: this.log }, owner, ownerReadAt);
+    await this.beforeWrite();
     await target.store.setLabels(target.container, labels);
     this.targetConditional = (await target.store.capabilities(target.container)).conditionalCreate;
     await this.acquireLease();
@@ -418,7 +440,7 @@ export class Replicator {
     }
     // Checkpoints first (the container stops being a readable volume), then segments, then the objects.
     drop.sort((a, b) => rank(a) - rank(b));
-    for (const key of drop) await target.store.delete(target.container, key);
+    for (const key of drop) await this.deleteTarget(key);
   }
 
   private async loadTargetState(): Promise<void> {
@@ -542,6 +564,7 @@ export class Replicator {
       );
     }
     const now = Date.now();
+    await this.beforeWrite();
     await writeJson(target.store, target.container, REPLICATOR_KEY, this.leaseRecord(now));
     const back = await readJson<ReplicatorLease>(target.store, target.container, REPLICATOR_KEY);
     if (!back || back.session !== this.session) throw new ReplicationError('busy', `another replicator took replica ${target.region}/${target.container} at the same time`);
@@ -559,36 +582,73 @@ export class Replicator {
     }
     const now = Date.now();
     if (renew && now - this.leaseRenewedAt > this.leaseMs / 3) {
+      await this.beforeWrite();
       await writeJson(target.store, target.container, REPLICATOR_KEY, this.leaseRecord(now));
       this.leaseRenewedAt = now;
     }
   }
 
-  /** The target must not have been taken over (an owner record there means it is a home now). */
-  private async checkTargetNotOwned(): Promise<void> {
-    const owner = await Ownership.read(this.target.store, this.target.container);
-    if (owner && !isFenceOwner(owner)) {
-      this.state = 'taken-over';
-      this.stopped = true;
-      throw new ReplicationError('taken-over', `the volume was taken over in ${this.target.region}/${this.target.container} (${owner.host}, epoch ${owner.epoch}); replication into it stopped`);
+  /** The target's owner record must be as it was found (a takeover or a fence there stops the replicator). */
+  private checkTargetNotOwned(): Promise<void> {
+    return this.underLease((lease) => lease.confirm());
+  }
+
+  /** Resolves when a write to the target may start under the lease (module comment); stops for good when fenced. */
+  private beforeWrite(): Promise<void> {
+    return this.underLease((lease) => lease.beforeWrite());
+  }
+
+  /** Runs `fn` with the lease; a FencedError (the target's owner record changed) stops the replicator for good. */
+  private async underLease<T>(fn: (lease: OwnerLease) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.lease!);
+    } catch (err) {
+      if (err instanceof FencedError) this.fenced(err);
+      throw err;
     }
+  }
+
+  /** The target's owner record changed: stop for good (state `taken-over` for an owner, `fenced` otherwise). */
+  private fenced(err: FencedError): never {
+    if (!this.fatal) {
+      const holder = err.holder;
+      const owned = holder !== null && !isFenceOwner(holder);
+      const where = `${this.target.region}/${this.target.container}`;
+      this.fatal = owned
+        ? new ReplicationError('taken-over', `the volume was taken over in ${where} (${holder.host}, epoch ${holder.epoch}); replication into it stopped`)
+        : new ReplicationError('fenced', `the owner record of ${where} changed (${holder ? `fenced at epoch ${holder.epoch}` : 'removed'}); replication into it stopped`);
+      this.state = owned ? 'taken-over' : 'fenced';
+      this.lastError = this.fatal.message;
+    }
+    this.stopped = true;
+    throw this.fatal;
   }
 
   // -------------------------------------------------------------------------------------------------------------
   // Copying
   // -------------------------------------------------------------------------------------------------------------
 
+  /**
+   * Puts an object into the target under the lease (create-only where the target has it): each attempt a single
+   * put started within S/2 of a confirmation, read back on an unknown outcome; a few attempts on store failures.
+   * 'exists': the name holds other bytes (the caller decides what that means); the same bytes count as created.
+   */
   private async putTarget(key: string, body: Buffer): Promise<'created' | 'exists'> {
-    try {
-      await this.target.store.put(this.target.container, key, body, {
-        contentType: key === FORMAT_KEY ? 'application/json' : 'application/octet-stream',
-        ...(this.targetConditional ? { ifNoneMatch: '*' as const } : {}),
-      });
-      return 'created';
-    } catch (err) {
-      if (isStoreError(err, StoreErrorCode.PreconditionFailed)) return 'exists';
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await this.underLease((lease) => lease.putUnderLease(key, body, { createOnly: this.targetConditional, contentType: key === FORMAT_KEY ? 'application/json' : 'application/octet-stream' }));
+        return out.ok ? 'created' : 'exists';
+      } catch (err) {
+        if (!(err instanceof StoreError) || !err.retryable || attempt >= PUT_ATTEMPTS || this.stopped) throw err;
+        await sleep(Math.min(2000, 100 * 2 ** attempt));
+      }
     }
+  }
+
+  /** Deletes an object of the target, started under the lease (as the core's garbage collection does). */
+  private async deleteTarget(key: string): Promise<void> {
+    await this.beforeWrite();
+    await this.target.store.delete(this.target.container, key);
   }
 
   /** Copies one data object unless the target has it (or a copy is under way). */
@@ -713,6 +773,7 @@ export class Replicator {
       await this.writeStatus(true);
       return this.status();
     } catch (err) {
+      if (this.fatal) throw this.fatal; // fenced: whatever a concurrent write saw, this is why it stopped
       if (err instanceof ReplicationError) {
         if (err.reason === 'taken-over' || err.reason === 'diverged' || err.reason === 'stopped') this.state = err.reason === 'stopped' ? 'stopped' : err.reason;
         else this.state = 'error';
@@ -818,9 +879,8 @@ export class Replicator {
     const { seg, refs } = p;
     const seq = seg.seq;
     for (const id of refs) if (!this.have.has(id)) throw new Error(`internal: segment ${seq} object ${id} not copied`);
-    // Right before each segment: a takeover writes the owner record first, so from then on nothing more is put
-    // (a create-only put alone does not exclude a concurrent one on Swift).
-    await this.checkTargetNotOwned();
+    // The put starts under the lease (putTarget): within S/2 of a read showing the target's owner record as it
+    // was, so a takeover there (owner record first, then the settle wait) never sees it land after the wait.
     this.status();
     await this.step({ kind: 'segment', seq });
     const outcome = await this.putTarget(segmentKey(seq), seg.bytes);
@@ -938,19 +998,18 @@ export class Replicator {
     const checkpoints = previous === null ? [] : older.filter((s) => s < previous);
     if (garbage.length + segments.length + checkpoints.length === 0) return;
     await this.verifyLease(false);
-    await this.checkTargetNotOwned();
     for (const id of garbage) {
       await this.step({ kind: 'gc-object', id });
-      await target.store.delete(target.container, dataKey(id));
+      await this.deleteTarget(dataKey(id));
       this.have.delete(id);
     }
     for (const s of segments) {
       await this.step({ kind: 'gc-segment', seq: s });
-      await target.store.delete(target.container, segmentKey(s));
+      await this.deleteTarget(segmentKey(s));
     }
     for (const s of checkpoints) {
       await this.step({ kind: 'gc-checkpoint', seq: s });
-      await target.store.delete(target.container, checkpointKey(s));
+      await this.deleteTarget(checkpointKey(s));
     }
     if (garbage.length + segments.length + checkpoints.length > 0) {
       this.log.debug?.({ target: `${target.region}/${target.container}`, objects: garbage.length, segments: segments.length, checkpoints: checkpoints.length }, 'replicator: target garbage collected');
@@ -996,6 +1055,7 @@ export class Replicator {
       host: os.hostname(),
     };
     await this.step({ kind: 'status' });
+    await this.beforeWrite();
     await writeJson(this.target.store, this.target.container, REPLICA_STATUS_KEY, rec);
     this.lastStatusWrite = now;
     this.statusWrittenSeq = s.replicatedSeq;
@@ -1028,9 +1088,10 @@ export class Replicator {
           await this.writeStatus(true).catch(() => undefined);
         } catch (err) {
           if (err instanceof ReplicationError) {
-            if (err.reason !== 'stopped') {
-              this.log.error({ err: err.message, reason: err.reason }, 'replication stopped');
-              onFatal?.(err);
+            const why = this.fatal ?? err;
+            if (why.reason !== 'stopped') {
+              this.log.error({ err: why.message, reason: why.reason }, 'replication stopped');
+              onFatal?.(why);
             }
             return;
           }
@@ -1070,7 +1131,7 @@ export class Replicator {
   /** Stops the loop, writes a last status and releases the lease. */
   async stop(): Promise<void> {
     if (this.stopped && this.state === 'stopped') return;
-    const keepState = this.state === 'taken-over' || this.state === 'diverged';
+    const keepState = this.state === 'taken-over' || this.state === 'diverged' || this.state === 'fenced';
     this.stopped = true;
     this.wake?.();
     await this.loop?.catch(() => undefined);

@@ -7,7 +7,7 @@
  * the replica, the mount point can be mounted again meanwhile, and the new mount catches B up once it is back.
  */
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
@@ -17,7 +17,7 @@ import { readRegions } from '../../src/region/records.js';
 import { startProxy, stopProxy, uniqueName } from '../helpers/saio.js';
 import { forceUnmount, isMounted, skipFuse, startCliMount, swiftfs, waitFor } from '../helpers/mount.js';
 import { fsFiles, withReadOnly } from '../unit/region-helpers.js';
-import { dropContainer, regions } from './relocate-helpers.js';
+import { dropContainer, regions, type Regions } from './relocate-helpers.js';
 
 interface StatusJson {
   mountpoint: string;
@@ -27,7 +27,22 @@ interface StatusJson {
 
 const METRICS_PORT = 24390;
 
-test('a mount with --replicas B replicates every commit, shows the lag, and drains the replica on unmount', { timeout: 400_000 }, async (t) => {
+interface MountTest {
+  r: Regions;
+  /** A fresh container name (the volume, in A and in B). */
+  container: string;
+  /** An empty mount point. */
+  mnt: string;
+  /** Runs `fn` first when the test ends (before the mount point is freed and the containers dropped). */
+  onCleanup(fn: () => Promise<void>): void;
+}
+
+/**
+ * Runs `body` with both test regions, a fresh container name and a mount point; skips without FUSE or the
+ * servers (or without region B's SAIO directory, when `needsSaioB`); then unmounts, drops the container in both
+ * regions and closes them.
+ */
+async function withMountTest(t: TestContext, prefix: string, opts: { needsSaioB?: boolean }, body: (m: MountTest) => Promise<void>): Promise<void> {
   const fuse = skipFuse();
   if (fuse) {
     t.skip(fuse);
@@ -35,11 +50,29 @@ test('a mount with --replicas B replicates every commit, shows the lag, and drai
   }
   const r = await regions(t);
   if (!r) return;
-  const container = uniqueName('mountrep');
+  if (opts.needsSaioB && !r.b.saioDir) {
+    t.skip('needs SWIFTFS_TEST_SAIO_DIR_B to stop and start region B');
+    await r.close();
+    return;
+  }
+  const container = uniqueName(prefix);
   const mnt = join(r.dir, 'mnt');
   await mkdir(mnt, { recursive: true });
-  const env = { ...r.env, SWIFTFS_METRICS_LISTEN: `127.0.0.1:${METRICS_PORT}`, SWIFTFS_LOG_LEVEL: 'info' };
+  const cleanups: (() => Promise<void>)[] = [];
   try {
+    await body({ r, container, mnt, onCleanup: (fn) => cleanups.push(fn) });
+  } finally {
+    for (const fn of cleanups) await fn().catch(() => undefined);
+    await forceUnmount(mnt).catch(() => undefined);
+    await dropContainer(r.storeA, container);
+    await dropContainer(r.storeB, container);
+    await r.close();
+  }
+}
+
+test('a mount with --replicas B replicates every commit, shows the lag, and drains the replica on unmount', { timeout: 400_000 }, (t) =>
+  withMountTest(t, 'mountrep', {}, async ({ r, container, mnt }) => {
+    const env = { ...r.env, SWIFTFS_METRICS_LISTEN: `127.0.0.1:${METRICS_PORT}`, SWIFTFS_LOG_LEVEL: 'info' };
     const mount = await startCliMount(`swift://A/${container}`, mnt, ['--replicas', 'B', '--commit-interval', '200ms'], env);
     const written = new Map<string, string>();
     const put = async (name: string, size: number): Promise<void> => {
@@ -90,39 +123,23 @@ test('a mount with --replicas B replicates every commit, shows the lag, and drai
     const { defaultLogFile } = await import('../../src/fuse/control.js');
     const log = await readFile(defaultLogFile(join(r.dir, 'run'), mnt), 'utf8').catch(() => '');
     assert.match(log, /the replicas hold the final commit/);
-  } finally {
-    await forceUnmount(mnt).catch(() => undefined);
-    await dropContainer(r.storeA, container);
-    await dropContainer(r.storeB, container);
-    await r.close();
-  }
-});
+  }),
+);
 
-test('region B down at unmount: the unmount waits for it (bounded), the mount point can be used again meanwhile, the next mount catches B up', { timeout: 400_000 }, async (t) => {
-  const fuse = skipFuse();
-  if (fuse) {
-    t.skip(fuse);
-    return;
-  }
-  const r = await regions(t);
-  if (!r) return;
-  if (!r.b.saioDir) {
-    t.skip('needs SWIFTFS_TEST_SAIO_DIR_B to stop and start region B');
-    await r.close();
-    return;
-  }
-  const container = uniqueName('mountrepdown');
-  const mnt = join(r.dir, 'mnt');
-  await mkdir(mnt, { recursive: true });
-  const env = { ...r.env, SWIFTFS_LOG_LEVEL: 'info' };
-  const args = ['--replicas', 'B', '--commit-interval', '200ms', '--replica-drain-timeout', '25s'];
-  const status = async (): Promise<(StatusJson & { pid: number; state: string })[]> => JSON.parse((await swiftfs(['status', '--json'], { env, timeoutMs: 30_000 })).stdout) as (StatusJson & { pid: number; state: string })[];
-  let bDown = false;
-  try {
+test('region B down at unmount: the unmount waits for it (bounded), the mount point can be used again meanwhile, the next mount catches B up', { timeout: 400_000 }, (t) =>
+  withMountTest(t, 'mountrepdown', { needsSaioB: true }, async ({ r, container, mnt, onCleanup }) => {
+    const saioB = r.b.saioDir!;
+    const env = { ...r.env, SWIFTFS_LOG_LEVEL: 'info' };
+    const args = ['--replicas', 'B', '--commit-interval', '200ms', '--replica-drain-timeout', '25s'];
+    const status = async (): Promise<(StatusJson & { pid: number; state: string })[]> => JSON.parse((await swiftfs(['status', '--json'], { env, timeoutMs: 30_000 })).stdout) as (StatusJson & { pid: number; state: string })[];
+    let bDown = false;
+    onCleanup(async () => {
+      if (bDown) await startProxy(saioB);
+    });
     const first = await startCliMount(`swift://A/${container}`, mnt, args, env);
     await writeFile(join(mnt, 'one.txt'), 'one');
     await waitFor('B caught up', async () => (await status())[0]?.regions?.replicas[0]?.state === 'caught-up', 60_000, 500);
-    await stopProxy(r.b.saioDir);
+    await stopProxy(saioB);
     bDown = true;
     await writeFile(join(mnt, 'two.txt'), 'two');
     const firstPid = await first.pid();
@@ -145,7 +162,7 @@ test('region B down at unmount: the unmount waits for it (bounded), the mount po
     assert.match(un.stderr, /waiting for the replicas to hold it: B\//);
 
     // B back: the new mount catches it up.
-    await startProxy(r.b.saioDir);
+    await startProxy(saioB);
     bDown = false;
     await writeFile(join(mnt, 'three.txt'), 'three');
     await waitFor('the new mount to catch B up', async () => {
@@ -157,11 +174,5 @@ test('region B down at unmount: the unmount waits for it (bounded), the mount po
     assert.equal((await readJournalHead(r.storeB, container)).seq, (await readJournalHead(r.storeA, container)).seq);
     const files = await withReadOnly(r.storeB, container, (v) => fsFiles(v));
     assert.deepEqual([...files.keys()].sort(), ['/one.txt', '/three.txt', '/two.txt']);
-  } finally {
-    if (bDown) await startProxy(r.b.saioDir).catch(() => undefined);
-    await forceUnmount(mnt).catch(() => undefined);
-    await dropContainer(r.storeA, container);
-    await dropContainer(r.storeB, container);
-    await r.close();
-  }
-});
+  }),
+);

@@ -3,12 +3,13 @@
 // a caller's abort. Every error case asserts the StoreError code AND how long it took.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { StoreErrorCode } from '../../src/store/errors.js';
 import { createS3Store, type S3Store, type S3StoreOptions } from '../../src/store/s3/s3-store.js';
 import { chunked, expectStoreError } from '../conformance/suite.js';
 import { closedPort, FaultProxy } from '../helpers/fault-proxy.js';
 import { uniqueName } from '../helpers/saio.js';
+import { assertWithin, storeFaultsFixture, timed } from '../helpers/store-faults.js';
 import { readSwiftEnv, requireSwift } from '../helpers/swift-env.js';
 
 const swift = readSwiftEnv('A');
@@ -17,25 +18,9 @@ it('a test Swift (S3 API) is configured', (t) => {
   requireSwift(t, 'A');
 });
 
-/** Runs `fn` and returns how long it took, in ms. */
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const started = performance.now();
-  const value = await fn();
-  return { ms: performance.now() - started, value };
-}
-
-function assertWithin(ms: number, min: number, max: number, what: string): void {
-  assert.ok(ms >= min && ms <= max, `${what}: took ${Math.round(ms)} ms, expected ${min}..${max} ms`);
-}
-
 describe('S3Store faults (Swift s3api)', { skip: swift ? false : 'no test Swift configured (SWIFTFS_TEST_ST_AUTH unset)', timeout: 300_000 }, () => {
-  let proxy: FaultProxy;
-  let direct: S3Store;
-  let bucket: string;
-  const stores: S3Store[] = [];
-
-  const storeVia = (endpoint: string, overrides: Partial<S3StoreOptions> = {}): S3Store => {
-    const store = createS3Store({
+  const makeStore = (endpoint: string, overrides: Partial<S3StoreOptions> = {}): S3Store =>
+    createS3Store({
       endpoint,
       accessKeyId: swift!.s3AccessKey,
       secretAccessKey: swift!.s3Secret,
@@ -43,28 +28,14 @@ describe('S3Store faults (Swift s3api)', { skip: swift ? false : 'no test Swift 
       retry: { retries: 2, baseDelayMs: 20, maxDelayMs: 100 },
       ...overrides,
     });
-    stores.push(store);
-    return store;
-  };
-
-  before(async () => {
-    proxy = await FaultProxy.start(swift!.s3Endpoint);
-    direct = storeVia(swift!.s3Endpoint, { requestTimeoutMs: 20_000 });
-    bucket = uniqueName('faults-s3');
-    await direct.createContainer(bucket);
-    await direct.put(bucket, 'present', Buffer.from('present object'));
+  const fixture = storeFaultsFixture({ upstream: () => swift!.s3Endpoint, makeDirect: () => makeStore(swift!.s3Endpoint, { requestTimeoutMs: 20_000 }), prefix: 'faults-s3' });
+  let proxy: FaultProxy;
+  let direct: S3Store;
+  let bucket: string;
+  before(() => {
+    ({ proxy, direct, container: bucket } = fixture);
   });
-
-  after(async () => {
-    if (direct) {
-      for (const page of [await direct.list(bucket).catch(() => ({ objects: [] }))]) {
-        for (const object of page.objects) await direct.delete(bucket, object.key).catch(() => undefined);
-      }
-      await direct.deleteContainer(bucket).catch(() => undefined);
-    }
-    for (const store of stores) await store.close();
-    await proxy?.close();
-  });
+  const storeVia = (endpoint: string, overrides: Partial<S3StoreOptions> = {}): S3Store => fixture.track(makeStore(endpoint, overrides));
 
   it('passes through: signed requests stay valid through the proxy', async () => {
     proxy.pass().clearRecords();

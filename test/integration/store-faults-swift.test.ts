@@ -4,12 +4,13 @@
 // case asserts the StoreError code AND how long it took.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { StoreErrorCode } from '../../src/store/errors.js';
 import { createSwiftStore, type SwiftStore, type SwiftStoreOptions } from '../../src/store/swift/swift-store.js';
 import { chunked, expectStoreError } from '../conformance/suite.js';
 import { closedPort, FaultProxy, flushMemcached } from '../helpers/fault-proxy.js';
 import { uniqueName } from '../helpers/saio.js';
+import { assertWithin, storeFaultsFixture, timed } from '../helpers/store-faults.js';
 import { readSwiftEnv, requireSwift } from '../helpers/swift-env.js';
 
 const swift = readSwiftEnv('A');
@@ -18,52 +19,24 @@ it('a test Swift is configured', (t) => {
   requireSwift(t, 'A');
 });
 
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const started = performance.now();
-  const value = await fn();
-  return { ms: performance.now() - started, value };
-}
-
-function assertWithin(ms: number, min: number, max: number, what: string): void {
-  assert.ok(ms >= min && ms <= max, `${what}: took ${Math.round(ms)} ms, expected ${min}..${max} ms`);
-}
-
 describe('SwiftStore faults (native API)', { skip: swift ? false : 'no test Swift configured (SWIFTFS_TEST_ST_AUTH unset)', timeout: 300_000 }, () => {
-  let proxy: FaultProxy;
-  let direct: SwiftStore;
-  let container: string;
-  const stores: SwiftStore[] = [];
-
-  const storeWith = (authUrl: string, overrides: Partial<SwiftStoreOptions> = {}): SwiftStore => {
-    const store = createSwiftStore({
+  const makeStore = (authUrl: string, overrides: Partial<SwiftStoreOptions> = {}): SwiftStore =>
+    createSwiftStore({
       auth: { type: 'tempauth', authUrl, user: swift!.user, key: swift!.key },
       requestTimeoutMs: 1_000,
       retry: { retries: 2, baseDelayMs: 20, maxDelayMs: 100 },
       ...overrides,
     });
-    stores.push(store);
-    return store;
-  };
+  const fixture = storeFaultsFixture({ upstream: () => new URL(swift!.authUrl).origin, makeDirect: () => makeStore(swift!.authUrl, { requestTimeoutMs: 20_000 }), prefix: 'faults-swift' });
+  let proxy: FaultProxy;
+  let direct: SwiftStore;
+  let container: string;
+  before(() => {
+    ({ proxy, direct, container } = fixture);
+  });
+  const storeWith = (authUrl: string, overrides: Partial<SwiftStoreOptions> = {}): SwiftStore => fixture.track(makeStore(authUrl, overrides));
   /** A store that talks to Swift through the proxy (auth included: the storage URL is rewritten to the proxy). */
   const viaProxy = (overrides: Partial<SwiftStoreOptions> = {}) => storeWith(proxy.via(swift!.authUrl), overrides);
-
-  before(async () => {
-    proxy = await FaultProxy.start(new URL(swift!.authUrl).origin);
-    direct = storeWith(swift!.authUrl, { requestTimeoutMs: 20_000 });
-    container = uniqueName('faults-swift');
-    await direct.createContainer(container);
-    await direct.put(container, 'present', Buffer.from('present object'));
-  });
-
-  after(async () => {
-    if (direct) {
-      const page = await direct.list(container).catch(() => ({ objects: [] }));
-      for (const object of page.objects) await direct.delete(container, object.key).catch(() => undefined);
-      await direct.deleteContainer(container).catch(() => undefined);
-    }
-    for (const store of stores) await store.close();
-    await proxy?.close();
-  });
 
   it('passes through, and the storage URL from TempAuth is rewritten to the proxy', async () => {
     proxy.pass().clearRecords();
@@ -238,7 +211,7 @@ describe('SwiftStore faults (native API)', { skip: swift ? false : 'no test Swif
       requestTimeoutMs: 2_000,
       retry: { retries: 2, baseDelayMs: 20, maxDelayMs: 100 },
     });
-    stores.push(store);
+    fixture.track(store);
     for (const call of [() => store.get(container, 'present'), () => store.list(container), () => store.put(container, 'x', Buffer.from('x')), () => store.headContainer(container)]) {
       const { ms } = await timed(() => expectStoreError(call(), StoreErrorCode.Auth, [wrongKey]));
       assertWithin(ms, 0, 2_000, 'a call with a wrong key');

@@ -4,7 +4,8 @@
  * there; a store without create-only puts is fenced the same way (the lease, no force needed); a takeover
  * refuses a live owner and, once released, lets the next mount in; pending fences are applied when the region
  * answers again; on a Swift-like store (create-only not atomic) a writer's put still landing during the fence's
- * settle wait is kept and the fence goes after it.
+ * settle wait is kept and the fence goes after it; where create-only puts are atomic (no settle wait), a fence
+ * that meets a newer epoch's segment gives up even when an older writer's segment follows it.
  */
 
 import { test } from 'node:test';
@@ -14,7 +15,8 @@ import { FaultyStore } from '../../src/store/faulty-store.js';
 import { Volume, VolumeBusyError } from '../../src/core/volume.js';
 import { FsError } from '../../src/core/errors.js';
 import { Ownership } from '../../src/core/ownership.js';
-import { fetchSegment, dataKey, JOURNAL_PREFIX } from '../../src/core/layout.js';
+import { fetchSegment, dataKey, segmentKey, JOURNAL_PREFIX } from '../../src/core/layout.js';
+import { encodeSegment } from '../../src/core/records.js';
 import { O_CREAT, O_RDWR } from '../../src/core/types.js';
 import { FenceError, addPendingFence, applyPendingFences, fenceContainer, releaseTakeover, watchPendingFences } from '../../src/region/fence.js';
 import { isFenceOwner, readPendingFences } from '../../src/region/records.js';
@@ -198,5 +200,55 @@ test('an old writer\'s segment put still landing during the settle wait is seen 
     await assert.rejects(writeAndSync(v, '/c', Buffer.alloc(KiB, 3)), (e: unknown) => e instanceof FsError && e.code === 'EROFS');
   } finally {
     await v.close().catch(() => undefined);
+  }
+});
+
+test('atomic create-only store (no settle wait): a fence that meets a newer epoch\'s segment gives up, even when an older writer\'s segment follows it', async () => {
+  // Where create-only puts are atomic the fence does not wait, so an older writer whose lease is still valid can
+  // commit after a newer owner's segment: epochs do not only grow along the journal there, and the fence must
+  // look at every segment after the checkpoint, not just the last one (else it goes past the newer owner's
+  // segment and that owner's next commit finds a stranger's segment at its number).
+  const src = await sourceVolume();
+  try {
+    const v = src.volume;
+    await writeAndSync(v, '/a', Buffer.alloc(4 * KiB, 1));
+    const writerEpoch = v.status().owner!.epoch;
+    await v.close({ abandon: true });
+    const head = (await fetchSegment(src.store, src.container, v.status().journalSeq))!;
+    const n = head.seq + 1;
+    const inner = src.store;
+    let fenceRecordWritten = false;
+    let injected = false;
+    let newerEpoch = 0;
+    const store = Object.create(inner) as MemoryStore;
+    store.put = async (container, key, body, options) => {
+      const out = await inner.put(container, key, body, options);
+      if (key === '.swiftfs/owner' && !fenceRecordWritten) {
+        fenceRecordWritten = true;
+        const rec = JSON.parse((await inner.get(container, key)).body.toString('utf8')) as { epoch: number };
+        newerEpoch = rec.epoch + 1;
+      }
+      return out;
+    };
+    store.get = async (container, key, options) => {
+      const out = await inner.get(container, key, options);
+      if (key === '.swiftfs/owner' && fenceRecordWritten && !injected) {
+        // The fence's read-back showed its record. Now a newer owner takes the volume and commits segment n,
+        // and the older writer (lease still valid: no settle wait here) commits n + 1.
+        injected = true;
+        await inner.put(container, '.swiftfs/owner', Buffer.from(JSON.stringify({ epoch: newerEpoch, host: 'newer', machine: 'm', pid: 1, session: 'newer-session', since: Date.now(), renewedAt: Date.now(), mode: 'rw' })));
+        await inner.put(container, segmentKey(n), encodeSegment({ v: 1, seq: n, epoch: newerEpoch, walId: 'newer', walSeq: 1, time: Date.now(), objects: [] }, []), { ifNoneMatch: '*' });
+        await inner.put(container, segmentKey(n + 1), encodeSegment({ v: 1, seq: n + 1, epoch: writerEpoch, walId: 'older', walSeq: 9, time: Date.now(), objects: [] }, []), { ifNoneMatch: '*' });
+      }
+      return out;
+    };
+    await assert.rejects(
+      fenceContainer({ store, container: src.container, region: 'A', uuid: v.uuid, mode: 'retire', reason: 'test' }),
+      (e: unknown) => e instanceof FenceError && e.reason === 'race',
+    );
+    assert.ok(injected, 'the newer owner committed during the fence');
+    assert.equal(await fetchSegment(inner, src.container, n + 2), null, "no fence segment after the newer owner's");
+  } finally {
+    await src.cleanup();
   }
 });
