@@ -5,8 +5,9 @@
 //
 // fuse-native 2.2.6 (the last release) has defects only its C can fix: libfuse 2.9 drops a setattr that sets
 // only one of atime/mtime unless the filesystem sets flag_utime_omit_ok (touch -m, tar x, rsync -t lose times),
-// utimens never passes mtime, the caller's uid/gid (fuse_get_context) never reach JS, and JS cannot ask the
-// kernel to keep a file's cached pages on open (keep_cache). The patch (native-notes/patches/
+// utimens never passes mtime, the caller's uid/gid (fuse_get_context) never reach JS, JS cannot ask the
+// kernel to keep a file's cached pages on open (keep_cache), and the kernel's own xattr probes (before every
+// write, for every `ls -l` entry) each cost a round trip to JS (level 3 answers them in C when it may). The patch (native-notes/patches/
 // fuse-native+2.2.6.patch; what it changes: native-notes/fuse-native.md) fixes those.
 // This script:
 //   1. finds node_modules/fuse-native (must be 2.2.6); applies the patch unless its fuse-native.c already has
@@ -30,7 +31,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const PATCH_LEVEL = 2;
+const PATCH_LEVEL = 3;
 const FUSE_NATIVE_VERSION = '2.2.6';
 /** sha256 of fuse-native 2.2.6's fuse-native.c as published on npm. */
 const ORIGINAL_SHA256 = 'e20f3726f19bc22613377b6b2e1516d8aacec09eca2ae79398cae612db7da7e8';

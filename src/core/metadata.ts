@@ -287,6 +287,14 @@ export class FsState {
     return Buffer.from(v);
   }
 
+  /** Whether any inode has an xattr whose name `matches` (a scan of every inode: for mount-time decisions). */
+  anyXattr(matches: (name: string) => boolean): boolean {
+    for (const node of this.inodes.values()) {
+      if (node.xattrs) for (const name of node.xattrs.keys()) if (matches(name)) return true;
+    }
+    return false;
+  }
+
   listxattr(ino: number): string[] {
     const node = this.node(ino, 'listxattr');
     return node.xattrs ? [...node.xattrs.keys()] : [];

@@ -877,6 +877,11 @@ export class Volume implements VolumeFs {
     return this.state.listxattr(this.state.lookup(p));
   }
 
+  /** Whether any file of the volume has an xattr whose name `matches` (scans every inode). */
+  anyXattr(matches: (name: string) => boolean): boolean {
+    return this.state.anyXattr(matches);
+  }
+
   async removexattr(p: string, name: string): Promise<void> {
     await this.mutate('removexattr', p, () => this.state.planRemovexattr(this.state.lookup(p), name, this.now()));
   }

@@ -36,13 +36,17 @@
  *   file that has (or had, during this mount) more than one name gets its pages dropped at each open instead
  *   (close-to-open consistency, as NFS). Needs the patched binding (level 2); without it the mount uses
  *   libfuse's auto_cache (./mount.ts).
+ * - The kernel asks for `security.capability` before every write(2) and for `security.selinux` and
+ *   `system.posix_acl_access` for every entry `ls -l` shows. While no file of the volume has such an attribute,
+ *   the patched binding (level 3) answers those itself (ENODATA) without a round trip here (the daemon turns
+ *   that on at mount: ./daemon.ts); `beforeKernelProbedXattr` turns it off before such an attribute is set.
  */
 
 import { dirname } from 'node:path';
 import { ERRNO, FsError, errnoNameOf, toErrno } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { O_CREAT, O_RDWR, type Caller, type VolumeFs } from '../core/types.js';
-import type { FuseCaller, FuseOps, FuseTime } from './native.js';
+import { isKernelProbedXattr, type FuseCaller, type FuseOps, type FuseTime } from './native.js';
 import { attrToStat, toStatfsArray, type FuseStat } from './stat.js';
 
 /** Receives one observation per op (the daemon feeds Prometheus with it). */
@@ -79,6 +83,11 @@ export interface FuseAdapterOptions {
    * else `syncAll()` (everything committed: always enough, since namespace changes are journaled in order).
    */
   fsyncdir?: (path: string, datasync: boolean) => Promise<void>;
+  /**
+   * Called synchronously before a setxattr of a name the kernel probes by itself (isKernelProbedXattr), before
+   * the core sees it: the daemon turns off the binding's answer-in-C shortcut for those names there.
+   */
+  beforeKernelProbedXattr?: () => void;
 }
 
 /** Counters of the adapter, for `swiftfs status` and the write-size check of bench/. */
@@ -521,6 +530,7 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
 
     setxattr(path, name, value, _position, flags, cb) {
       const copy = Buffer.from(value); // libfuse's memory, detached when we answer
+      if (isKernelProbedXattr(name)) options.beforeKernelProbedXattr?.();
       run('setxattr', path, cb, async () => {
         await fs.setxattr(path, name, copy, flags);
         return [0];

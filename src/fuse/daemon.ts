@@ -39,6 +39,7 @@ import { startMountRegionServices, type RegionServices, type RegionServicesStatu
 import { replicationGauges } from '../region/replication-metrics.js';
 import { createFuseAdapter, type FuseAdapter } from './adapter.js';
 import { FuseMount, prepareMountpoint, mountAt } from './mount.js';
+import { isKernelProbedXattr } from './native.js';
 import {
   controlRequest,
   findMount,
@@ -180,6 +181,9 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
   }
 
   const metrics = volumeMetrics(resolved.url);
+  // The binding answers getxattr of kernel-probed names itself while no file has one (see adapter.ts).
+  let mountRef: FuseMount | undefined;
+  let probedXattrSet = false;
   const adapter = createFuseAdapter({
     fs: volume,
     log: componentLogger(opts.log, 'fuse', { volume: resolved.url }),
@@ -188,6 +192,10 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
     umask,
     observer: { op: (op, result, seconds) => metrics.op(op, result, seconds), bytes: (op, n) => (op === 'read' ? metrics.read(n) : metrics.written(n)) },
     debugOps: opts.log.isLevelEnabled('debug'),
+    beforeKernelProbedXattr: () => {
+      probedXattrSet = true;
+      mountRef?.setXattrShortcut(false);
+    },
   });
 
   let mount: FuseMount;
@@ -197,6 +205,11 @@ export async function runMountDaemon(opts: MountDaemonOptions): Promise<number> 
     await volume.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;
+  }
+  mountRef = mount;
+  if (!probedXattrSet && !volume.anyXattr(isKernelProbedXattr)) {
+    const on = mount.setXattrShortcut(true);
+    log.debug({ xattrShortcut: on }, on ? 'no security.* or POSIX ACL xattrs: the binding answers the kernel\'s probes for them' : 'the binding cannot answer xattr probes itself (patch level < 3)');
   }
 
   // ---------------------------------------------------------------- regions: replication, pending fences

@@ -324,6 +324,15 @@ export class FuseMount {
     return m;
   }
 
+  /**
+   * getxattr of the names the kernel probes by itself (security.*, POSIX ACLs) answered ENODATA by the binding,
+   * with no round trip to JS (on), or by the ops (off). Only right while no file has such an attribute.
+   * Returns whether the binding did it (patch level 3).
+   */
+  setXattrShortcut(on: boolean): boolean {
+    return this.mounted && this.fuse.setXattrShortcut(on);
+  }
+
   get isMounted(): boolean {
     return this.mounted;
   }

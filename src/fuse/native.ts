@@ -118,6 +118,11 @@ export interface FuseInstance {
    * loop alive. fuse-native's own unmount() would run `fusermount -uz` first, which fails once unmounted.
    */
   detach(): void;
+  /**
+   * Turns the binding's answer-in-C for kernel-probed xattr names on or off (isKernelProbedXattr); false when
+   * the binding cannot (patch level < 3) or the mount has not started.
+   */
+  setXattrShortcut(on: boolean): boolean;
 }
 
 export interface FuseNativeModule {
@@ -141,10 +146,21 @@ export interface FuseBindingInfo {
   callerIdentity: boolean;
   /** open/create can tell the kernel to keep the file's cached pages (fi->keep_cache). */
   keepCache: boolean;
+  /** getxattr of the kernel-probed names can be answered in C (patch level 3; FuseInstance.setXattrShortcut). */
+  xattrShortcut: boolean;
+}
+
+/**
+ * The xattr names the kernel asks for on its own: security.* (security.capability before every write(2),
+ * security.selinux for `ls -l`) and the POSIX ACLs (`ls -l`). The same test as the patched C
+ * (swiftfs_kernel_probed_xattr).
+ */
+export function isKernelProbedXattr(name: string): boolean {
+  return name.startsWith('security.') || name === 'system.posix_acl_access' || name === 'system.posix_acl_default';
 }
 
 /** The patch level of native-notes/patches/ this code knows (scripts/build-fuse-native.mjs builds it). */
-export const SWIFTFS_PATCH_LEVEL = 2;
+export const SWIFTFS_PATCH_LEVEL = 3;
 
 /** Bits of the patched utimens' flags argument (fuse-native.c SWIFTFS_UTIME_*). */
 const UTIME_ATIME_OMIT = 1;
@@ -217,6 +233,7 @@ export function loadFuseNative(): FuseNativeModule {
   const patchLevel = typeof binding.swiftfs_patch_level === 'number' ? (binding.swiftfs_patch_level as number) : 0;
   const patched = patchLevel >= 1;
   const keepCache = patchLevel >= 2;
+  const xattrShortcut = patchLevel >= 3 && typeof binding.swiftfs_set_xattr_shortcut === 'function';
   const callerOf = (uid: unknown, gid: unknown): FuseCaller | undefined =>
     patched && typeof uid === 'number' && typeof gid === 'number' ? { uid, gid } : undefined;
 
@@ -239,6 +256,12 @@ export function loadFuseNative(): FuseNativeModule {
           }
         };
       }
+    }
+
+    setXattrShortcut(on: boolean): boolean {
+      if (!xattrShortcut || !(this as any)._thread) return false;
+      binding.swiftfs_set_xattr_shortcut((this as any)._thread, on ? 1 : 0);
+      return true;
     }
 
     detach(): void {
@@ -360,7 +383,7 @@ export function loadFuseNative(): FuseNativeModule {
   loaded = {
     Fuse: FixedFuse as unknown as FuseNativeModule['Fuse'],
     version,
-    binding: { file: bindingFile, patchLevel, singleTimeUpdate: patched, callerIdentity: patched, keepCache },
+    binding: { file: bindingFile, patchLevel, singleTimeUpdate: patched, callerIdentity: patched, keepCache, xattrShortcut },
   };
   return loaded;
 }
