@@ -287,6 +287,14 @@ export class FsState {
     return Buffer.from(v);
   }
 
+  /** The value of xattr `name`, or undefined when the inode has none: getxattr without an exception. */
+  xattrOf(ino: number, name: string): Buffer | undefined {
+    const node = this.node(ino, 'getxattr');
+    this.checkXattrName(name, 'getxattr');
+    const v = node.xattrs?.get(name);
+    return v === undefined ? undefined : Buffer.from(v);
+  }
+
   listxattr(ino: number): string[] {
     const node = this.node(ino, 'listxattr');
     return node.xattrs ? [...node.xattrs.keys()] : [];

@@ -873,6 +873,14 @@ export class Volume implements VolumeFs {
     return this.state.getxattr(this.state.lookup(p), name);
   }
 
+  /**
+   * getxattr that answers a missing attribute with undefined instead of an ENODATA FsError (the FUSE adapter's
+   * path for the kernel's `security.capability` query before every write). Other errors still throw.
+   */
+  xattrOf(p: string, name: string): Buffer | undefined {
+    return this.state.xattrOf(this.state.lookup(p), name);
+  }
+
   async listxattr(p: string): Promise<string[]> {
     return this.state.listxattr(this.state.lookup(p));
   }

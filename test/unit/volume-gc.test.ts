@@ -127,3 +127,44 @@ test('compaction rewrites fragmented blocks as one object; old packs become garb
     await s.cleanup();
   }
 });
+
+test('compaction threshold: a block in exactly compactAbove objects stays; one more object and it is rewritten', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 3 });
+    const model = pattern(128 * KiB, 3);
+    await writeFile(v, '/db', model);
+    await v.syncAll();
+    const fh = await v.open('/db', 2);
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) {
+        await v.syncAll();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    // Block 0: its first object (split into 5 pieces by two pages in its middle) plus two packs = 3 objects.
+    for (const [i, off] of [8 * KiB, 32 * KiB].entries()) {
+      const page = pattern(4 * KiB, 10 + i);
+      await v.write(fh, page, off);
+      page.copy(model, off);
+      await v.fsync(fh, false);
+    }
+    await settle();
+    assert.equal(v.status().compactedBytes, 0, 'three objects, threshold three: nothing compacted');
+    // A fourth object in block 0.
+    const page = pattern(4 * KiB, 20);
+    await v.write(fh, page, 48 * KiB);
+    page.copy(model, 48 * KiB);
+    await v.fsync(fh, false);
+    for (let i = 0; i < 50 && v.status().compactedBytes === 0; i++) await settle();
+    assert.equal(v.status().compactedBytes, 64 * KiB, 'exactly block 0 was rewritten');
+    assert.deepEqual(await readFile(v, '/db'), model);
+    await v.release(fh);
+    await v.close();
+    const fresh = await s.open({ readOnly: true }, await tempDir());
+    assert.deepEqual(await readFile(fresh, '/db'), model);
+    await fresh.close();
+  } finally {
+    await s.cleanup();
+  }
+});
