@@ -159,6 +159,9 @@ class BufferPool {
   }
 }
 
+/** Longest a compaction upload waits for running commits before it goes anyway. */
+const COMPACTION_YIELD_MS = 2000;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -529,6 +532,7 @@ export class Committer {
           clearTimeout(this.timer);
           this.timer = null;
         }
+        this.pumpCompaction(); // held back while the commit ran
       }
     }
   }
@@ -837,10 +841,14 @@ export class Committer {
     return fragmented;
   }
 
-  /** Starts the next compaction when none runs, uploads are idle, and the budget allows. */
+  /**
+   * Starts the next compaction when none runs, no commit runs, uploads are idle, and the budget allows.
+   * Commits come first: a caller may be waiting for one (fsync in mode remote), and a 4 MiB compaction
+   * upload running beside it would share the store's bandwidth (and, with a local store, the CPU).
+   */
   private pumpCompaction(): void {
-    if (this.compacting || this.closing || this.fenced || !this.appender || this.compactQueue.size === 0) return;
-    if (this.uploads.size > 0) return; // writers first; retried after the next commit
+    if (this.compactAbove <= 0 || this.compacting || this.closing || this.fenced || !this.appender || this.compactQueue.size === 0) return;
+    if (this.running || this.uploads.size > 0) return; // writers first; retried after the next commit
     if (this.compactedBytes >= 64 * 1024 * 1024 + this.uploadedBytes) return;
     const [key, next] = this.compactQueue.entries().next().value as [string, { ino: number; block: number }];
     this.compactQueue.delete(key);
@@ -855,6 +863,21 @@ export class Committer {
   }
 
   /**
+   * Waits until no commit runs, or for at most `maxMs` (so that back-to-back commits cannot hold compaction
+   * off for ever: fragmentation must stay bounded too).
+   */
+  private async afterRunningCommits(maxMs: number): Promise<void> {
+    const until = Date.now() + maxMs;
+    while (this.running && !this.closing && !this.fenced) {
+      const left = until - Date.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.running.promise.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * Rewrites one fragmented block as a single object: reads it (from the cache or by ranged GETs), uploads it,
    * then appends a batch that points the block at the new object and restores the inode's attributes (times
    * unchanged) — only if the block still holds exactly what was read (else the object is left to GC).
@@ -864,6 +887,8 @@ export class Committer {
     if (!b || b.objects <= this.compactAbove) return;
     const buf = Buffer.allocUnsafe(b.len);
     await Promise.all(b.pieces.map((p) => this.cache.read((p.ref as { obj: string; off: number }).obj, (p.ref as { obj: string; off: number }).off, p.len, buf, p.off - b.start, false)));
+    if (this.closing || this.fenced) return;
+    await this.afterRunningCommits(COMPACTION_YIELD_MS);
     if (this.closing || this.fenced) return;
     const n = this.allocateObject();
     const id = objectId(this.epoch, n);

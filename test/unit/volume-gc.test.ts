@@ -168,3 +168,65 @@ test('compaction threshold: a block in exactly compactAbove objects stays; one m
     await s.cleanup();
   }
 });
+
+test('compaction yields to commits: its upload does not start while a commit runs', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 3 });
+    const model = pattern(128 * KiB, 5);
+    await writeFile(v, '/db', model);
+    await v.syncAll();
+    const fh = await v.open('/db', 2);
+    const writePage = async (off: number, seed: number): Promise<void> => {
+      const page = pattern(4 * KiB, seed);
+      await v.write(fh, page, off);
+      page.copy(model, off);
+    };
+    // Two commits leave block 0 in 3 objects: at the threshold, not above it.
+    await writePage(8 * KiB, 1);
+    await v.fsync(fh, false);
+    await writePage(24 * KiB, 2);
+    await v.fsync(fh, false);
+    assert.equal(v.status().compactedBytes, 0);
+
+    const puts: { key: string; len: number; start: number; end: number }[] = [];
+    const put = s.faulty.put.bind(s.faulty);
+    s.faulty.put = async (container, key, body, options) => {
+      const rec = { key, len: Buffer.isBuffer(body) ? body.length : -1, start: performance.now(), end: Infinity };
+      puts.push(rec);
+      try {
+        return await put(container, key, body, options);
+      } finally {
+        rec.end = performance.now();
+      }
+    };
+    s.faulty.addLatency('put', 100);
+    // Commit A puts block 0 in a fourth object (a compaction candidate); commit B, asked for while A runs,
+    // starts as soon as A ends, right when the compaction of block 0 starts (B writes to block 1).
+    await writePage(40 * KiB, 3);
+    const a = v.fsync(fh, false);
+    await new Promise((r) => setTimeout(r, 20));
+    await writePage(72 * KiB, 4); // block 1: block 0 stays clean, a candidate
+    const b = v.fsync(fh, false);
+    await Promise.all([a, b]);
+    for (let i = 0; i < 100 && v.status().compactedBytes === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(v.status().compactedBytes, 64 * KiB);
+    const compaction = puts.find((p) => p.key.startsWith(DATA_PREFIX) && p.len === 64 * KiB);
+    assert.ok(compaction, 'the compaction upload was seen');
+    const journals = puts.filter((p) => p.key.startsWith(JOURNAL_PREFIX));
+    assert.ok(journals.length >= 2, 'both commits were seen');
+    for (const j of journals) {
+      assert.ok(!(j.start <= compaction.start && compaction.start < j.end), `compaction upload at ${compaction.start} started during the commit putting ${j.key} (${j.start}..${j.end})`);
+    }
+    const packs = puts.filter((p) => p.key.startsWith(DATA_PREFIX) && p !== compaction);
+    for (const p of packs) {
+      assert.ok(!(p.start <= compaction.start && compaction.start < p.end), 'compaction upload started during a commit\'s data upload');
+    }
+    s.faulty.clearFaults();
+    assert.deepEqual(await readFile(v, '/db'), model);
+    await v.release(fh);
+    await v.close();
+  } finally {
+    await s.cleanup();
+  }
+});
