@@ -210,12 +210,32 @@ export function liveParts(entries: readonly { batch: readonly MetaRecord[] }[]):
   return out;
 }
 
-/** [from, to) minus sorted disjoint intervals, as [off, len] parts. */
-function subtract(from: number, to: number, covered: [number, number][]): [number, number][] {
+/**
+ * Index of the first interval of `list` (sorted, disjoint) that ends after `at` (`orAt`: at or after), by
+ * binary search.
+ */
+function firstEndingAfter(list: readonly (readonly [number, number])[], at: number, orAt = false): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const end = list[mid]![1];
+    if (end < at || (end === at && !orAt)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * [from, to) minus sorted disjoint intervals, as [off, len] parts. Binary search to the first interval that
+ * can overlap: a commit of thousands of random writes to one file (fsync mode local commits by time, not per
+ * fsync) would otherwise scan the whole list for each write.
+ */
+export function subtract(from: number, to: number, covered: readonly (readonly [number, number])[]): [number, number][] {
   const parts: [number, number][] = [];
   let at = from;
-  for (const [a, b] of covered) {
-    if (b <= at) continue;
+  for (let i = firstEndingAfter(covered, from); i < covered.length; i++) {
+    const [a, b] = covered[i]!;
     if (a >= to) break;
     if (a > at) parts.push([at, a - at]);
     at = Math.max(at, b);
@@ -225,25 +245,17 @@ function subtract(from: number, to: number, covered: [number, number][]): [numbe
   return parts;
 }
 
-/** Adds [a, b) to sorted disjoint intervals, merging. */
-function addInterval(list: [number, number][], a: number, b: number): [number, number][] {
-  const out: [number, number][] = [];
-  let placed = false;
-  for (const iv of list) {
-    if (iv[1] < a) out.push(iv);
-    else if (iv[0] > b) {
-      if (!placed) {
-        out.push([a, b]);
-        placed = true;
-      }
-      out.push(iv);
-    } else {
-      a = Math.min(a, iv[0]);
-      b = Math.max(b, iv[1]);
-    }
+/** Adds [a, b) to sorted disjoint intervals, in place, merging the ones it overlaps or touches; returns the list. */
+export function addInterval(list: [number, number][], a: number, b: number): [number, number][] {
+  const i = firstEndingAfter(list, a, true);
+  let j = i;
+  while (j < list.length && list[j]![0] <= b) j++;
+  if (j > i) {
+    a = Math.min(a, list[i]![0]);
+    b = Math.max(b, list[j - 1]![1]);
   }
-  if (!placed) out.push([a, b]);
-  return out;
+  list.splice(i, j - i, [a, b]);
+  return list;
 }
 
 /** Splits a write record into pieces that each stay within one block. */
