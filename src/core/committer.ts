@@ -80,9 +80,12 @@ export interface CommitterOptions {
   cacheFullBlocks?: boolean;
   /**
    * Compaction: a block of a file whose bytes live in more than this many data objects is rewritten as one
-   * object (default 16; 0 disables). Bounded: compaction uploads at most 64 MiB plus as much as the writers did.
+   * object (default 16; 0 disables). Bounded: compaction uploads at most 64 MiB plus as much as commits packed
+   * (small writes; not full blocks, which fragment nothing).
    */
   compactAbove?: number;
+  /** Bytes compaction may upload beyond what commits packed (default 64 MiB). */
+  compactionAllowance?: number;
   logger?: Logger;
   /** Called once when another owner fenced us. */
   onFenced?: (err: Error) => void;
@@ -313,9 +316,12 @@ export class Committer {
   private lastCommitAt: number | null = null;
   private commits = 0;
   private uploadedBytes = 0;
+  /** Bytes of small writes packed together by commits (what fragments blocks: compaction's budget). */
+  private packedBytes = 0;
   private uploadedObjects = 0;
 
   private readonly compactAbove: number;
+  private readonly compactionAllowance: number;
   private readonly compactQueue = new Map<string, { ino: number; block: number }>();
   /** Object numbers of compaction rewrites appended to the WAL, uncommitted until their entry is. */
   private readonly compactionObjects = new Map<number, number>();
@@ -347,6 +353,7 @@ export class Committer {
     this.checkpointEvery = opts.checkpointEvery ?? 1000;
     this.checkpointBytesLimit = opts.checkpointBytes ?? 64 * 1024 * 1024;
     this.compactAbove = opts.compactAbove ?? 16;
+    this.compactionAllowance = opts.compactionAllowance ?? 64 * 1024 * 1024;
     this.head = { ...opts.head };
     this.committedSeq = opts.wal.committedSeq;
     this.checkpointSeq = opts.checkpoint.seq;
@@ -620,6 +627,7 @@ export class Committer {
         await Promise.all(p.pieces.map((piece) => this.wal.read(piece.segment, piece.off, piece.len, buf, piece.at)));
         await this.putForever(dataKey(p.id), buf);
         this.uploadedBytes += buf.length;
+        this.packedBytes += buf.length;
         this.uploadedObjects++;
         void this.cache.insert(p.id, buf).finally(() => this.buffers.put(buf));
       }),
@@ -861,7 +869,10 @@ export class Committer {
   private pumpCompaction(): void {
     if (this.compactAbove <= 0 || this.compacting || this.closing || this.fenced || !this.appender || this.compactQueue.size === 0) return;
     if (this.running || this.uploads.size > 0) return; // writers first; retried after the next commit
-    if (this.compactedBytes >= 64 * 1024 * 1024 + this.uploadedBytes) return;
+    // Budget: 64 MiB, plus as much as small writes packed. Not full blocks: a file written sequentially and then
+    // updated at random would otherwise let compaction rewrite it whole, repeatedly (measured: 340 MiB of 4 MiB
+    // rewrites for 20 MiB of 4 KiB random writes in 20 s, on a 256 MiB file).
+    if (this.compactedBytes >= this.compactionAllowance + this.packedBytes) return;
     const [key, next] = this.compactQueue.entries().next().value as [string, { ino: number; block: number }];
     this.compactQueue.delete(key);
     this.compacting = this.compactBlock(next.ino, next.block)

@@ -230,3 +230,41 @@ test('compaction yields to commits: its upload does not start while a commit run
     await s.cleanup();
   }
 });
+
+test('compaction budget: what commits packed (small writes) plus the allowance, not the full blocks written', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 1, compactionAllowance: 0 });
+    const model = pattern(2048 * KiB, 9); // 32 full blocks, uploaded whole
+    await writeFile(v, '/db', model);
+    await v.syncAll();
+    const fullBytes = v.status().uploadedBytes;
+    assert.ok(fullBytes >= model.length);
+    const fh = await v.open('/db', 2);
+    // Each commit: one 4 KiB page in each of 16 blocks; a block in 2 objects is already a candidate.
+    for (let round = 0; round < 4; round++) {
+      for (let b = 0; b < 16; b++) {
+        const page = pattern(4 * KiB, round * 100 + b);
+        const off = b * 64 * KiB + (round + 1) * 8 * KiB;
+        await v.write(fh, page, off);
+        page.copy(model, off);
+      }
+      await v.fsync(fh, false);
+    }
+    for (let i = 0; i < 10; i++) {
+      await v.syncAll();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const st = v.status();
+    const packed = st.uploadedBytes - fullBytes; // 4 commits of 16 pages, packed
+    assert.equal(packed, 4 * 16 * 4 * KiB);
+    assert.ok(st.compactedBytes > 0, 'compaction ran');
+    // A compaction starts while the budget is not spent: at most one block beyond it.
+    assert.ok(st.compactedBytes <= packed + 64 * KiB, `compacted ${st.compactedBytes} bytes for ${packed} packed (full blocks: ${fullBytes})`);
+    assert.deepEqual(await readFile(v, '/db'), model);
+    await v.release(fh);
+    await v.close();
+  } finally {
+    await s.cleanup();
+  }
+});
