@@ -326,6 +326,8 @@ export class Committer {
   private readonly compactAbove: number;
   private readonly compactionAllowance: number;
   private readonly compactQueue = new Map<string, { ino: number; block: number }>();
+  /** "ino:block" -> an upper bound of the data objects holding that block (noteCompactionCandidate). */
+  private readonly objectBound = new Map<string, number>();
   /** Object numbers of compaction rewrites appended to the WAL, uncommitted until their entry is. */
   private readonly compactionObjects = new Map<number, number>();
   private compacting: Promise<void> | null = null;
@@ -717,15 +719,16 @@ export class Committer {
     this.wakeRoomWaiters();
     this.maybeCheckpoint();
     if (this.compactAbove > 0) {
-      // Each block this commit wrote to is checked once (a commit of 64 random 4 KiB writes names up to 64).
-      let checked: Set<string> | null = null;
+      // Each block this commit wrote to, with the objects it added there.
+      const added = new Map<string, { ino: number; block: number; objects: Set<string> }>();
       for (const r of rebases) {
         const block = Math.floor(r.off / this.blockSize);
         const key = `${r.ino}:${block}`;
-        if (checked?.has(key) || this.compactQueue.has(key)) continue;
-        (checked ??= new Set()).add(key);
-        if (this.isFragmented(r.ino, block)) this.compactQueue.set(key, { ino: r.ino, block });
+        let a = added.get(key);
+        if (!a) added.set(key, (a = { ino: r.ino, block, objects: new Set() }));
+        a.objects.add(r.to.obj);
       }
+      for (const [key, a] of added) this.noteCompactionCandidate(key, a.ino, a.block, a.objects.size);
       this.pumpCompaction();
     }
   }
@@ -869,34 +872,56 @@ export class Committer {
   }
 
   /**
-   * Whether block `block` of `ino` lives in more than compactAbove objects (and none of it is dirty): the
-   * after-commit candidate check, run for every block a commit wrote to. Same answer as blockObjects, cheaper:
-   * it stops counting at the threshold and skips blocks with too few pieces to qualify.
+   * After a commit added `added` objects to block `block` of `ino`: queues it for compaction if it now lives in
+   * more than compactAbove objects. Cheap for the common case (a commit of random writes touches many blocks):
+   * `objectBound` keeps, per block, an upper bound of its objects (a commit can add at most the objects it
+   * put there; overwrites and truncates only remove some); the block's extents are scanned only when that bound
+   * passes the threshold, or is unknown.
    */
-  private isFragmented(ino: number, block: number): boolean {
+  private noteCompactionCandidate(key: string, ino: number, block: number, added: number): void {
+    if (this.compactQueue.has(key)) return;
+    const bound = this.objectBound.get(key);
+    if (bound !== undefined && bound + added <= this.compactAbove) {
+      this.objectBound.set(key, bound + added);
+      return;
+    }
+    const objects = this.countBlockObjects(ino, block);
+    if (objects > this.compactAbove) {
+      this.compactQueue.set(key, { ino, block });
+      this.objectBound.delete(key); // rescanned after compaction
+    } else if (objects >= 0) {
+      if (this.objectBound.size >= 100_000) this.objectBound.clear(); // bounded memory: unknown bounds are rescanned
+      this.objectBound.set(key, objects);
+    } else {
+      this.objectBound.delete(key);
+    }
+  }
+
+  /**
+   * Distinct data objects holding block `block` of `ino`, counted up to compactAbove + 1; -1 when part of it is
+   * dirty, sparse or the inode is gone (as blockObjects: such a block is not compacted).
+   */
+  private countBlockObjects(ino: number, block: number): number {
     const start = block * this.blockSize;
     let pieces: ExtentPiece[];
     try {
       const a = this.state.getattr(ino);
-      if (a.nlink === 0) return false;
+      if (a.nlink === 0) return -1;
       const len = Math.min(this.blockSize, a.size - start);
-      if (len <= 0) return false;
+      if (len <= 0) return -1;
       pieces = this.state.extents(ino, start, len);
     } catch {
-      return false;
+      return -1;
     }
-    if (pieces.length <= this.compactAbove) return false; // at most one object per piece
-    let ids: Set<string> | null = null;
+    const ids = new Set<string>();
     let last: string | null = null;
-    let fragmented = false;
     for (const p of pieces) {
-      if (!p.ref || !('obj' in p.ref)) return false;
-      if (fragmented || p.ref.obj === last) continue;
+      if (!p.ref || !('obj' in p.ref)) return -1;
+      if (p.ref.obj === last || ids.size > this.compactAbove) continue; // past the threshold: only checks the rest
       last = p.ref.obj;
-      (ids ??= new Set()).add(last);
-      if (ids.size > this.compactAbove) fragmented = true; // keep scanning only for dirty or sparse pieces
+      ids.add(last);
     }
-    return fragmented;
+    return ids.size;
   }
 
   /**
