@@ -44,13 +44,37 @@ export type ErrnoName = keyof typeof ERRNO;
 
 const kFsError = Symbol.for('swiftfs.FsError');
 
+/**
+ * Errnos that are ordinary answers to a caller (a missing name, an existing one, a missing xattr...), raised
+ * by the core in its normal course: thousands a second under some workloads (the kernel asks for
+ * `security.capability` before every write; `open(O_CREAT)` looks the name up first). Capturing a stack trace
+ * for each costs ~20 us, so these FsErrors carry none (`stack` is just "FsError: message"). Every other errno
+ * (EIO, EROFS, ETIMEDOUT, ENOSPC...) signals a failure worth diagnosing and keeps its stack.
+ */
+const STACKLESS = new Set<ErrnoName>([
+  'ENOENT', 'ENODATA', 'EEXIST', 'ENOTEMPTY', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'ERANGE', 'E2BIG',
+  'ENAMETOOLONG', 'EXDEV', 'ELOOP', 'EMLINK', 'EINVAL', 'EBADF', 'ENOTSUP', 'ENOSYS', 'EFBIG',
+]);
+
+/** Whether FsErrors with this errno carry a stack trace (see STACKLESS). */
+export function keepsStack(code: ErrnoName): boolean {
+  return !STACKLESS.has(code);
+}
+
 export class FsError extends Error {
   readonly code: ErrnoName;
   readonly syscall: string | undefined;
   readonly path: string | undefined;
 
   constructor(code: ErrnoName, message?: string, details: { syscall?: string; path?: string; cause?: unknown } = {}) {
-    super(message ?? `${code}${details.syscall ? ` in ${details.syscall}` : ''}${details.path ? ` on ${details.path}` : ''}`, details.cause === undefined ? undefined : { cause: details.cause });
+    const text = message ?? `${code}${details.syscall ? ` in ${details.syscall}` : ''}${details.path ? ` on ${details.path}` : ''}`;
+    const options = details.cause === undefined ? undefined : { cause: details.cause };
+    // The stack is captured inside super(): with a limit of 0 it records no frames (super cannot throw).
+    const limit = Error.stackTraceLimit;
+    const stackless = STACKLESS.has(code);
+    if (stackless) Error.stackTraceLimit = 0;
+    super(text, options);
+    if (stackless) Error.stackTraceLimit = limit;
     this.name = 'FsError';
     this.code = code;
     this.syscall = details.syscall;

@@ -287,6 +287,14 @@ export class FsState {
     return Buffer.from(v);
   }
 
+  /** The value of xattr `name`, or undefined when the inode has none: getxattr without an exception. */
+  xattrOf(ino: number, name: string): Buffer | undefined {
+    const node = this.node(ino, 'getxattr');
+    this.checkXattrName(name, 'getxattr');
+    const v = node.xattrs?.get(name);
+    return v === undefined ? undefined : Buffer.from(v);
+  }
+
   /** Whether any inode has an xattr whose name `matches` (a scan of every inode: for mount-time decisions). */
   anyXattr(matches: (name: string) => boolean): boolean {
     for (const node of this.inodes.values()) {

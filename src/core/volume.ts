@@ -121,6 +121,8 @@ export interface VolumeOpenOptions {
   cacheFullBlocks?: boolean;
   /** Rewrite a file block held in more than this many data objects as one object (default 16; 0: never). */
   compactAbove?: number;
+  /** Bytes compaction may rewrite beyond what commits packed (default 64 MiB; see CommitterOptions). */
+  compactionAllowance?: number;
   /** How long open() may wait for its first commit (the store must be reachable). Default 60 s. */
   openTimeoutMs?: number;
 }
@@ -425,6 +427,7 @@ export class Volume implements VolumeFs {
         ...(opts.checkpointBytes ? { checkpointBytes: opts.checkpointBytes } : {}),
         ...(opts.cacheFullBlocks !== undefined ? { cacheFullBlocks: opts.cacheFullBlocks } : {}),
         ...(opts.compactAbove !== undefined ? { compactAbove: opts.compactAbove } : {}),
+        ...(opts.compactionAllowance !== undefined ? { compactionAllowance: opts.compactionAllowance } : {}),
         logger: log,
       });
       committer.adoptReplayed(replay);
@@ -871,6 +874,14 @@ export class Volume implements VolumeFs {
 
   async getxattr(p: string, name: string): Promise<Buffer> {
     return this.state.getxattr(this.state.lookup(p), name);
+  }
+
+  /**
+   * getxattr that answers a missing attribute with undefined instead of an ENODATA FsError (the FUSE adapter's
+   * path for the kernel's `security.capability` query before every write). Other errors still throw.
+   */
+  xattrOf(p: string, name: string): Buffer | undefined {
+    return this.state.xattrOf(this.state.lookup(p), name);
   }
 
   async listxattr(p: string): Promise<string[]> {

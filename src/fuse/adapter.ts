@@ -141,6 +141,7 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
   const debugOps = options.debugOps === true;
   const coreFsyncdir = (fs as Partial<{ fsyncdir(path: string, datasync: boolean): Promise<void> }>).fsyncdir;
   const coreReadInto = (fs as Partial<{ readInto(fh: number, target: Buffer, length: number, position: number): Promise<number> }>).readInto;
+  const coreXattrOf = (fs as Partial<{ xattrOf(path: string, name: string): Buffer | undefined }>).xattrOf;
   const readPool: Buffer[] = [];
   const fsyncdir = options.fsyncdir ?? (coreFsyncdir ? (p: string, d: boolean) => coreFsyncdir.call(fs, p, d) : () => fs.syncAll());
 
@@ -538,6 +539,15 @@ export function createFuseAdapter(options: FuseAdapterOptions): FuseAdapter {
     },
 
     getxattr(path, name, _size, cb) {
+      // The kernel asks for security.capability before every write(2) (kernel.md, "getxattr traffic"): a
+      // missing attribute is answered without an exception when the core can say so.
+      if (coreXattrOf) {
+        run('getxattr', path, cb, async () => {
+          const value = coreXattrOf.call(fs, path, name);
+          return value === undefined ? [-ERRNO.ENODATA] : [0, value];
+        });
+        return;
+      }
       run('getxattr', path, cb, async () => [0, await fs.getxattr(path, name)]);
     },
 

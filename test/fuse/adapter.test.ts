@@ -14,6 +14,8 @@ import { buildFuseOptions, OP_TIMEOUTS, parseMountInfo } from '../../src/fuse/mo
 import { attrToStat, toStatArray, toStatfsArray } from '../../src/fuse/stat.js';
 import { controlRequest, startControlServer, mountId } from '../../src/fuse/control.js';
 import { LocalVolumeFs } from '../helpers/local-volume-fs.js';
+import { toErrno } from '../../src/core/errors.js';
+import { setup, writeFile as volWriteFile } from '../unit/volume-helpers.js';
 
 interface Logged {
   level: string;
@@ -347,6 +349,54 @@ describe('FUSE adapter over a local directory (no kernel)', () => {
     assert.ok(s.ops['getattr']!.count > 0);
     assert.ok(s.ops['getattr']!.errors > 0);
     assert.ok(s.writeSizes['16']! >= 1); // the 13-byte write
+  });
+});
+
+describe('FUSE adapter over a core Volume (no kernel)', () => {
+  test('getxattr: a missing attribute is ENODATA without an FsError; present ones and errors as before', async () => {
+    const s = await setup();
+    try {
+      const v = await s.open();
+      await volWriteFile(v, '/f', Buffer.from('data'));
+      await v.setxattr('/f', 'user.k', Buffer.from('v1'), 0);
+      const logged: Logged[] = [];
+      const observed: [string, string][] = [];
+      const a = createFuseAdapter({
+        fs: v,
+        log: makeLog(logged) as never,
+        caller: { uid: 0, gid: 0 },
+        observer: { op: (op, result) => void observed.push([op, result]), bytes: () => undefined },
+      });
+      // The kernel's query before every write: answered from the core's non-throwing lookup.
+      const created: unknown[] = [];
+      const origGetxattr = v.getxattr.bind(v);
+      v.getxattr = async (p: string, n: string) => {
+        created.push(n);
+        return origGetxattr(p, n);
+      };
+      const [missing] = await call(a.ops.getxattr!, '/f', 'security.capability', 0);
+      assert.equal(missing, -61);
+      const [got, value] = await call<[Buffer]>(a.ops.getxattr!, '/f', 'user.k', 100);
+      assert.equal(got, 0);
+      assert.equal(value.toString(), 'v1');
+      const [gone] = await call(a.ops.getxattr!, '/nope', 'security.capability', 0);
+      assert.equal(gone, -2);
+      const [bad] = await call(a.ops.getxattr!, '/f', 'nonamespace', 0);
+      assert.equal(bad, (await origGetxattr('/f', 'nonamespace').then(() => 0, (e: unknown) => toErrno(e))));
+      assert.deepEqual(created, [], 'the throwing getxattr was not used');
+      assert.deepEqual(observed, [['getxattr', 'ENODATA'], ['getxattr', 'ok'], ['getxattr', 'ENOENT'], ['getxattr', observed[3]![1]]]);
+      assert.notEqual(observed[3]![1], 'ok');
+      assert.equal(a.stats().ops['getxattr']!.errors, 3);
+      assert.equal(logged.filter((l) => l.level === 'error').length, 0, 'expected errors are not logged');
+      // A value the volume does have for security.capability is answered.
+      await v.setxattr('/f', 'security.capability', Buffer.from([1, 2, 3]), 0);
+      const [cap, capValue] = await call<[Buffer]>(a.ops.getxattr!, '/f', 'security.capability', 100);
+      assert.equal(cap, 0);
+      assert.deepEqual([...capValue], [1, 2, 3]);
+      await v.close();
+    } finally {
+      await s.cleanup();
+    }
   });
 });
 

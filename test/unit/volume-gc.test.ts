@@ -127,3 +127,144 @@ test('compaction rewrites fragmented blocks as one object; old packs become garb
     await s.cleanup();
   }
 });
+
+test('compaction threshold: a block in exactly compactAbove objects stays; one more object and it is rewritten', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 3 });
+    const model = pattern(128 * KiB, 3);
+    await writeFile(v, '/db', model);
+    await v.syncAll();
+    const fh = await v.open('/db', 2);
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) {
+        await v.syncAll();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    // Block 0: its first object (split into 5 pieces by two pages in its middle) plus two packs = 3 objects.
+    for (const [i, off] of [8 * KiB, 32 * KiB].entries()) {
+      const page = pattern(4 * KiB, 10 + i);
+      await v.write(fh, page, off);
+      page.copy(model, off);
+      await v.fsync(fh, false);
+    }
+    await settle();
+    assert.equal(v.status().compactedBytes, 0, 'three objects, threshold three: nothing compacted');
+    // A fourth object in block 0.
+    const page = pattern(4 * KiB, 20);
+    await v.write(fh, page, 48 * KiB);
+    page.copy(model, 48 * KiB);
+    await v.fsync(fh, false);
+    for (let i = 0; i < 50 && v.status().compactedBytes === 0; i++) await settle();
+    assert.equal(v.status().compactedBytes, 64 * KiB, 'exactly block 0 was rewritten');
+    assert.deepEqual(await readFile(v, '/db'), model);
+    await v.release(fh);
+    await v.close();
+    const fresh = await s.open({ readOnly: true }, await tempDir());
+    assert.deepEqual(await readFile(fresh, '/db'), model);
+    await fresh.close();
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('compaction yields to commits: its upload does not start while a commit runs', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 3 });
+    const model = pattern(128 * KiB, 5);
+    await writeFile(v, '/db', model);
+    await v.syncAll();
+    const fh = await v.open('/db', 2);
+    const writePage = async (off: number, seed: number): Promise<void> => {
+      const page = pattern(4 * KiB, seed);
+      await v.write(fh, page, off);
+      page.copy(model, off);
+    };
+    // Two commits leave block 0 in 3 objects: at the threshold, not above it.
+    await writePage(8 * KiB, 1);
+    await v.fsync(fh, false);
+    await writePage(24 * KiB, 2);
+    await v.fsync(fh, false);
+    assert.equal(v.status().compactedBytes, 0);
+
+    const puts: { key: string; len: number; start: number; end: number }[] = [];
+    const put = s.faulty.put.bind(s.faulty);
+    s.faulty.put = async (container, key, body, options) => {
+      const rec = { key, len: Buffer.isBuffer(body) ? body.length : -1, start: performance.now(), end: Infinity };
+      puts.push(rec);
+      try {
+        return await put(container, key, body, options);
+      } finally {
+        rec.end = performance.now();
+      }
+    };
+    s.faulty.addLatency('put', 100);
+    // Commit A puts block 0 in a fourth object (a compaction candidate); commit B, asked for while A runs,
+    // starts as soon as A ends, right when the compaction of block 0 starts (B writes to block 1).
+    await writePage(40 * KiB, 3);
+    const a = v.fsync(fh, false);
+    await new Promise((r) => setTimeout(r, 20));
+    await writePage(72 * KiB, 4); // block 1: block 0 stays clean, a candidate
+    const b = v.fsync(fh, false);
+    await Promise.all([a, b]);
+    for (let i = 0; i < 100 && v.status().compactedBytes === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(v.status().compactedBytes, 64 * KiB);
+    const compaction = puts.find((p) => p.key.startsWith(DATA_PREFIX) && p.len === 64 * KiB);
+    assert.ok(compaction, 'the compaction upload was seen');
+    const journals = puts.filter((p) => p.key.startsWith(JOURNAL_PREFIX));
+    assert.ok(journals.length >= 2, 'both commits were seen');
+    for (const j of journals) {
+      assert.ok(!(j.start <= compaction.start && compaction.start < j.end), `compaction upload at ${compaction.start} started during the commit putting ${j.key} (${j.start}..${j.end})`);
+    }
+    const packs = puts.filter((p) => p.key.startsWith(DATA_PREFIX) && p !== compaction);
+    for (const p of packs) {
+      assert.ok(!(p.start <= compaction.start && compaction.start < p.end), 'compaction upload started during a commit\'s data upload');
+    }
+    s.faulty.clearFaults();
+    assert.deepEqual(await readFile(v, '/db'), model);
+    await v.release(fh);
+    await v.close();
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('compaction budget: what commits packed (small writes) plus the allowance, not the full blocks written', async () => {
+  const s = await setup({ blockSize: 64 * KiB });
+  try {
+    const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 1, compactionAllowance: 0 });
+    const model = pattern(2048 * KiB, 9); // 32 full blocks, uploaded whole
+    await writeFile(v, '/db', model);
+    await v.syncAll();
+    const fullBytes = v.status().uploadedBytes;
+    assert.ok(fullBytes >= model.length);
+    const fh = await v.open('/db', 2);
+    // Each commit: one 4 KiB page in each of 16 blocks; a block in 2 objects is already a candidate.
+    for (let round = 0; round < 4; round++) {
+      for (let b = 0; b < 16; b++) {
+        const page = pattern(4 * KiB, round * 100 + b);
+        const off = b * 64 * KiB + (round + 1) * 8 * KiB;
+        await v.write(fh, page, off);
+        page.copy(model, off);
+      }
+      await v.fsync(fh, false);
+    }
+    for (let i = 0; i < 10; i++) {
+      await v.syncAll();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const st = v.status();
+    const packed = st.uploadedBytes - fullBytes; // 4 commits of 16 pages, packed
+    assert.equal(packed, 4 * 16 * 4 * KiB);
+    assert.ok(st.compactedBytes > 0, 'compaction ran');
+    // A compaction starts while the budget is not spent: at most one block beyond it.
+    assert.ok(st.compactedBytes <= packed + 64 * KiB, `compacted ${st.compactedBytes} bytes for ${packed} packed (full blocks: ${fullBytes})`);
+    assert.deepEqual(await readFile(v, '/db'), model);
+    await v.release(fh);
+    await v.close();
+  } finally {
+    await s.cleanup();
+  }
+});
