@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { uniqueName } from '../helpers/saio.js';
 import { readSwiftEnv } from '../helpers/swift-env.js';
-import { bash, cliMain, forceUnmount, isMounted, ok, skipFuse, skipWithoutSwift, startCliMount, swiftfs, swiftfsEnv, tempDir, waitFor } from '../helpers/mount.js';
+import { bash, cliFixture, cliMain, isMounted, ok, removeCliFixture, skipFuse, skipWithoutSwift, startCliMount, swiftfs, tempDir, waitFor } from '../helpers/mount.js';
 
 describe('swiftfs mount, unmount and status', { skip: skipFuse() || skipWithoutSwift() }, () => {
   const swift = readSwiftEnv('A');
@@ -23,16 +23,9 @@ describe('swiftfs mount, unmount and status', { skip: skipFuse() || skipWithoutS
   let env: NodeJS.ProcessEnv = {};
 
   before(async () => {
-    mountpoint = await tempDir('swiftfs-cli-mnt');
-    cacheDir = await tempDir('swiftfs-cli-cache');
-    runDir = await tempDir('swiftfs-cli-run');
-    env = swiftfsEnv(swift!, runDir);
+    ({ mountpoint, cacheDir, runDir, env } = await cliFixture('cli', swift!));
   });
-  after(async () => {
-    await swiftfs(['unmount', '--lazy', mountpoint], { env, timeoutMs: 120_000 });
-    await forceUnmount(mountpoint);
-    for (const d of [mountpoint, cacheDir, runDir]) await rm(d, { recursive: true, force: true });
-  });
+  after(async () => removeCliFixture({ mountpoint, cacheDir, runDir, env }));
 
   test('mount daemonises, status reports it, a second mount is refused, a busy unmount is refused', { timeout: 300_000 }, async () => {
     const volume = `swift://${uniqueName('cli')}`;

@@ -7,13 +7,12 @@
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadFuseNative } from '../../src/fuse/native.js';
 import { uniqueName } from '../helpers/saio.js';
 import { readSwiftEnv } from '../helpers/swift-env.js';
-import { bash, forceUnmount, ok, sh, skipFuse, skipWithoutSwift, startCliMount, swiftfs, swiftfsEnv, tempDir } from '../helpers/mount.js';
+import { bash, cliFixture, ok, removeCliFixture, sh, skipFuse, skipWithoutSwift, startCliMount, swiftfs } from '../helpers/mount.js';
 
 function bindingLevel(): number {
   try {
@@ -46,16 +45,9 @@ describe('kernel xattr probes answered by the binding', { skip: skipFuse() || sk
   let env: NodeJS.ProcessEnv = {};
 
   before(async () => {
-    mountpoint = await tempDir('swiftfs-xattr-mnt');
-    cacheDir = await tempDir('swiftfs-xattr-cache');
-    runDir = await tempDir('swiftfs-xattr-run');
-    env = swiftfsEnv(swift!, runDir);
+    ({ mountpoint, cacheDir, runDir, env } = await cliFixture('xattr', swift!));
   });
-  after(async () => {
-    await swiftfs(['unmount', '--lazy', mountpoint], { env, timeoutMs: 120_000 });
-    await forceUnmount(mountpoint);
-    for (const d of [mountpoint, cacheDir, runDir]) await rm(d, { recursive: true, force: true });
-  });
+  after(async () => removeCliFixture({ mountpoint, cacheDir, runDir, env }));
 
   /** getxattr requests the daemon has answered so far. */
   async function daemonGetxattrs(): Promise<number> {

@@ -336,6 +336,29 @@ export async function startForegroundMount(volume: string, mountpoint: string, a
  * else of the caller's swiftfs/OpenStack/AWS settings leaking in, and its own run directory (so tests never
  * see or disturb real mounts).
  */
+/** The directories and environment of a test file's `swiftfs` CLI mounts (cliFixture in before(), removeCliFixture in after()). */
+export interface CliFixture {
+  mountpoint: string;
+  cacheDir: string;
+  runDir: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** A mount point, a cache directory and a run directory named after `name`, and the environment for `swift`. */
+export async function cliFixture(name: string, swift: { authUrl: string; user: string; key: string }): Promise<CliFixture> {
+  const mountpoint = await tempDir(`swiftfs-${name}-mnt`);
+  const cacheDir = await tempDir(`swiftfs-${name}-cache`);
+  const runDir = await tempDir(`swiftfs-${name}-run`);
+  return { mountpoint, cacheDir, runDir, env: swiftfsEnv(swift, runDir) };
+}
+
+/** Unmounts whatever is still mounted (lazily, then by force) and removes the fixture's directories. */
+export async function removeCliFixture(f: CliFixture): Promise<void> {
+  await swiftfs(['unmount', '--lazy', f.mountpoint], { env: f.env, timeoutMs: 120_000 });
+  await forceUnmount(f.mountpoint);
+  for (const d of [f.mountpoint, f.cacheDir, f.runDir]) await rm(d, { recursive: true, force: true });
+}
+
 export function swiftfsEnv(swift: { authUrl: string; user: string; key: string }, runDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
