@@ -49,6 +49,8 @@ export interface ObjectCacheStats {
   readaheads: number;
   /** Cold random reads served by a ranged GET. */
   rangedReads: number;
+  /** Objects read at random often enough to be fetched whole in the background. */
+  fills: number;
   /** Downloads or disk loads in progress. */
   loading: number;
 }
@@ -75,10 +77,12 @@ export class ObjectCache {
   private readonly log: Logger | undefined;
   private readonly madeDirs = new Set<string>();
   private readonly writing = new Map<string, Promise<void>>();
+  /** Objects being fetched whole in the background for random readers (also in `loading`). */
+  private readonly filling = new Set<string>();
   /** Open descriptors of cached files for ranged reads (closed on eviction once no read uses them). */
   private readonly fds: LRUCache<string, { fd: number; refs: number; dropped: boolean }>;
   private closed = false;
-  private readonly counters = { hits: 0, misses: 0, downloads: 0, downloadedBytes: 0, readaheads: 0, rangedReads: 0 };
+  private readonly counters = { hits: 0, misses: 0, downloads: 0, downloadedBytes: 0, readaheads: 0, rangedReads: 0, fills: 0 };
 
   private constructor(opts: ObjectCacheOptions) {
     this.dir = opts.dir;
@@ -201,7 +205,7 @@ export class ObjectCache {
       copyRange(id, mem, off, len, into, at);
       return;
     }
-    if (!whole && !this.loading.has(id)) {
+    if (!whole && (this.filling.has(id) || !this.loading.has(id))) {
       const size = this.disk.get(id);
       if (size !== undefined) {
         if (off + len > size) throw new FsError('EIO', `data object ${id} is ${size} bytes; a file refers to bytes up to ${off + len}`);
@@ -211,21 +215,26 @@ export class ObjectCache {
         }
         this.disk.delete(id); // vanished: download again
       } else if (this.fetchRange) {
-        // Cold and read at random: fetch just the range (64 KiB aligned), until the object proves popular.
-        const n = (this.rangedReads.get(id) ?? 0) + 1;
-        if (n <= this.rangedReadsBeforeWhole) {
-          this.rangedReads.set(id, n);
-          const from = Math.floor(off / RANGE_ALIGN) * RANGE_ALIGN;
-          const to = Math.ceil((off + len) / RANGE_ALIGN) * RANGE_ALIGN;
-          this.counters.misses++;
-          this.counters.rangedReads++;
-          const part = await this.fetchRange(id, from, to - from);
-          this.counters.downloadedBytes += part.length;
-          if (off - from + len > part.length) throw new FsError('EIO', `data object ${id} ends before byte ${off + len} that a file refers to`);
-          part.copy(into, at, off - from, off - from + len);
-          return;
+        // Cold and read at random: fetch just the range (64 KiB aligned). An object that proves popular (read
+        // more than rangedReadsBeforeWhole times) is fetched whole in the background (the readahead queue), and
+        // read by range meanwhile: a random reader never waits for a whole object (that wait was its p99).
+        if (!this.filling.has(id)) {
+          const n = (this.rangedReads.get(id) ?? 0) + 1;
+          if (n <= this.rangedReadsBeforeWhole) this.rangedReads.set(id, n);
+          else {
+            this.rangedReads.delete(id);
+            this.fill(id);
+          }
         }
-        this.rangedReads.delete(id);
+        const from = Math.floor(off / RANGE_ALIGN) * RANGE_ALIGN;
+        const to = Math.ceil((off + len) / RANGE_ALIGN) * RANGE_ALIGN;
+        this.counters.misses++;
+        this.counters.rangedReads++;
+        const part = await this.fetchRange(id, from, to - from);
+        this.counters.downloadedBytes += part.length;
+        if (off - from + len > part.length) throw new FsError('EIO', `data object ${id} ends before byte ${off + len} that a file refers to`);
+        part.copy(into, at, off - from, off - from + len);
+        return;
       }
     }
     copyRange(id, await this.get(id), off, len, into, at);
@@ -313,6 +322,25 @@ export class ObjectCache {
       promise.catch((err: unknown) => this.log?.debug({ id, err: (err as Error).message }, 'object cache: readahead failed'));
       this.loading.set(id, promise);
     }
+  }
+
+  /**
+   * Fetches an object whole in the background for random readers (who keep reading it by range until it is
+   * here: `filling`). Sequential readers wait for it as for any load.
+   */
+  private fill(id: string): void {
+    if (this.closed || this.loading.has(id)) return;
+    this.filling.add(id);
+    this.counters.fills++;
+    const promise = this.readahead
+      .add(() => this.load(id))
+      .then((b) => b as Buffer)
+      .finally(() => {
+        this.loading.delete(id);
+        this.filling.delete(id);
+      });
+    promise.catch((err: unknown) => this.log?.debug({ id, err: (err as Error).message }, 'object cache: background fetch failed'));
+    this.loading.set(id, promise);
   }
 
   /** Forgets an object (deleted by garbage collection). */

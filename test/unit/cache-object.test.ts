@@ -109,17 +109,20 @@ test('insert() of an uploaded object avoids a download; prefetch downloads in th
   }
 });
 
-test('cold random reads fetch 64 KiB-aligned ranges until an object is read often, then fetch it whole', async () => {
+test('cold random reads fetch 64 KiB-aligned ranges; an object read often is fetched whole in the background, read by range meanwhile', { timeout: 20_000 }, async () => {
   const dir = await tempDir('swiftfs-cache-');
   try {
     const obj = pattern(1024 * KiB, 9);
     const ranges: [number, number][] = [];
     let wholes = 0;
+    let releaseWhole: () => void = () => undefined;
+    const wholeGate = new Promise<void>((resolve) => (releaseWhole = resolve));
     const cache = await ObjectCache.open({
       dir,
       maxBytes: 1 << 30,
       fetch: async () => {
         wholes++;
+        await wholeGate; // a slow whole download: random reads must not wait for it
         return Buffer.from(obj);
       },
       fetchRange: async (_id, offset, length) => {
@@ -140,12 +143,25 @@ test('cold random reads fetch 64 KiB-aligned ranges until an object is read ofte
     assert.equal(wholes, 0);
     assert.equal(cache.has(id(1)), false, 'ranges are not cached');
     await cache.read(id(1), 900 * KiB, 4 * KiB, out, 0, false);
-    assert.equal(wholes, 1, 'the fourth read fetches it whole');
-    assert.ok(cache.has(id(1)));
+    assert.equal(wholes, 1, 'the fourth read starts a whole fetch');
     assert.deepEqual(out, obj.subarray(900 * KiB, 904 * KiB));
+    assert.equal(ranges.length, 4, 'and is itself served by a range, without waiting for the whole object');
+    await cache.read(id(1), 300 * KiB, 4 * KiB, out, 0, false);
+    assert.deepEqual(out, obj.subarray(300 * KiB, 304 * KiB));
+    assert.equal(ranges.length, 5, 'a random read during the whole fetch is served by a range');
+    assert.equal(wholes, 1, 'one whole fetch');
+    assert.equal(cache.stats().fills, 1);
+    // A sequential reader waits for the whole fetch under way instead of starting another one.
+    const seqOut = Buffer.alloc(8 * KiB);
+    const seqRead = cache.read(id(1), 500 * KiB, 8 * KiB, seqOut, 0, true);
+    releaseWhole();
+    await seqRead;
+    assert.deepEqual(seqOut, obj.subarray(500 * KiB, 508 * KiB));
+    assert.equal(wholes, 1);
+    assert.ok(cache.has(id(1)));
     await cache.read(id(1), 1000, 10, Buffer.alloc(10), 0, false);
     assert.equal(wholes, 1);
-    assert.equal(ranges.length, 3);
+    assert.equal(ranges.length, 5, 'held locally now: no more ranged GETs');
     await cache.close();
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
