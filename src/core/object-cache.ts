@@ -31,8 +31,17 @@ export interface ObjectCacheOptions {
    * GET instead of the whole object). Without it, objects are always fetched whole.
    */
   fetchRange?: (id: string, offset: number, length: number) => Promise<Buffer>;
-  /** Ranged reads of one cold object before it is fetched whole instead (default 3). */
+  /**
+   * Ranged reads of one cold object before it is fetched whole (in the background) as well (default 3). While
+   * the disk tier has free room for it (see objectBytes), the first one already starts the whole fetch.
+   */
   rangedReadsBeforeWhole?: number;
+  /**
+   * The largest object (the volume's block size): a cold object read at random is fetched whole at once while
+   * the disk tier has this much room per whole fetch under way (nothing is evicted for it). Without it, only
+   * after rangedReadsBeforeWhole ranged reads.
+   */
+  objectBytes?: number;
   /** Parallel readahead downloads (default 4). */
   readaheadConcurrency?: number;
   logger?: Logger;
@@ -71,6 +80,8 @@ export class ObjectCache {
   private readonly fetchObject: (id: string) => Promise<Buffer>;
   private readonly fetchRange: ((id: string, offset: number, length: number) => Promise<Buffer>) | undefined;
   private readonly rangedReadsBeforeWhole: number;
+  private readonly maxBytes: number;
+  private readonly objectBytes: number | undefined;
   /** Cold objects read by range so far (how many times), to fetch the often-read ones whole. */
   private readonly rangedReads = new LRUCache<string, number>({ max: 4096 });
   private readonly readahead: PQueue;
@@ -89,6 +100,8 @@ export class ObjectCache {
     this.fetchObject = opts.fetch;
     this.fetchRange = opts.fetchRange;
     this.rangedReadsBeforeWhole = opts.rangedReadsBeforeWhole ?? 3;
+    this.maxBytes = Math.max(1, opts.maxBytes);
+    this.objectBytes = opts.objectBytes;
     this.log = opts.logger;
     this.disk = new LRUCache<string, number>({
       maxSize: Math.max(1, opts.maxBytes),
@@ -220,7 +233,7 @@ export class ObjectCache {
         // read by range meanwhile: a random reader never waits for a whole object (that wait was its p99).
         if (!this.filling.has(id)) {
           const n = (this.rangedReads.get(id) ?? 0) + 1;
-          if (n <= this.rangedReadsBeforeWhole) this.rangedReads.set(id, n);
+          if (n <= this.rangedReadsBeforeWhole && !this.hasRoomForFill()) this.rangedReads.set(id, n);
           else {
             this.rangedReads.delete(id);
             this.fill(id);
@@ -322,6 +335,12 @@ export class ObjectCache {
       promise.catch((err: unknown) => this.log?.debug({ id, err: (err as Error).message }, 'object cache: readahead failed'));
       this.loading.set(id, promise);
     }
+  }
+
+  /** True when the disk tier can take one more whole object fetched for random readers without evicting. */
+  private hasRoomForFill(): boolean {
+    if (this.objectBytes === undefined) return false;
+    return this.disk.calculatedSize + (this.filling.size + 1) * this.objectBytes <= this.maxBytes;
   }
 
   /**

@@ -345,6 +345,7 @@ export class Volume implements VolumeFs {
       memoryBytes: opts.memoryCacheBytes ?? Math.max(32 * 1024 * 1024, 2 * (opts.readaheadBlocks ?? DEFAULT_READAHEAD_BLOCKS) * blockSize),
       fetch: fetchObject,
       fetchRange,
+      objectBytes: blockSize,
       readaheadConcurrency: opts.readaheadConcurrency ?? 8,
       logger: log,
     });
