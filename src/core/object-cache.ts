@@ -31,8 +31,17 @@ export interface ObjectCacheOptions {
    * GET instead of the whole object). Without it, objects are always fetched whole.
    */
   fetchRange?: (id: string, offset: number, length: number) => Promise<Buffer>;
-  /** Ranged reads of one cold object before it is fetched whole instead (default 3). */
+  /**
+   * Ranged reads of one cold object before it is fetched whole (in the background) as well (default 3). While
+   * the disk tier has free room for it (see objectBytes), the first one already starts the whole fetch.
+   */
   rangedReadsBeforeWhole?: number;
+  /**
+   * The largest object (the volume's block size): a cold object read at random is fetched whole at once while
+   * the disk tier has this much room per whole fetch under way (nothing is evicted for it). Without it, only
+   * after rangedReadsBeforeWhole ranged reads.
+   */
+  objectBytes?: number;
   /** Parallel readahead downloads (default 4). */
   readaheadConcurrency?: number;
   logger?: Logger;
@@ -49,6 +58,8 @@ export interface ObjectCacheStats {
   readaheads: number;
   /** Cold random reads served by a ranged GET. */
   rangedReads: number;
+  /** Objects read at random often enough to be fetched whole in the background. */
+  fills: number;
   /** Downloads or disk loads in progress. */
   loading: number;
 }
@@ -69,22 +80,28 @@ export class ObjectCache {
   private readonly fetchObject: (id: string) => Promise<Buffer>;
   private readonly fetchRange: ((id: string, offset: number, length: number) => Promise<Buffer>) | undefined;
   private readonly rangedReadsBeforeWhole: number;
+  private readonly maxBytes: number;
+  private readonly objectBytes: number | undefined;
   /** Cold objects read by range so far (how many times), to fetch the often-read ones whole. */
   private readonly rangedReads = new LRUCache<string, number>({ max: 4096 });
   private readonly readahead: PQueue;
   private readonly log: Logger | undefined;
   private readonly madeDirs = new Set<string>();
   private readonly writing = new Map<string, Promise<void>>();
+  /** Objects being fetched whole in the background for random readers (also in `loading`). */
+  private readonly filling = new Set<string>();
   /** Open descriptors of cached files for ranged reads (closed on eviction once no read uses them). */
   private readonly fds: LRUCache<string, { fd: number; refs: number; dropped: boolean }>;
   private closed = false;
-  private readonly counters = { hits: 0, misses: 0, downloads: 0, downloadedBytes: 0, readaheads: 0, rangedReads: 0 };
+  private readonly counters = { hits: 0, misses: 0, downloads: 0, downloadedBytes: 0, readaheads: 0, rangedReads: 0, fills: 0 };
 
   private constructor(opts: ObjectCacheOptions) {
     this.dir = opts.dir;
     this.fetchObject = opts.fetch;
     this.fetchRange = opts.fetchRange;
     this.rangedReadsBeforeWhole = opts.rangedReadsBeforeWhole ?? 3;
+    this.maxBytes = Math.max(1, opts.maxBytes);
+    this.objectBytes = opts.objectBytes;
     this.log = opts.logger;
     this.disk = new LRUCache<string, number>({
       maxSize: Math.max(1, opts.maxBytes),
@@ -201,7 +218,7 @@ export class ObjectCache {
       copyRange(id, mem, off, len, into, at);
       return;
     }
-    if (!whole && !this.loading.has(id)) {
+    if (!whole && (this.filling.has(id) || !this.loading.has(id))) {
       const size = this.disk.get(id);
       if (size !== undefined) {
         if (off + len > size) throw new FsError('EIO', `data object ${id} is ${size} bytes; a file refers to bytes up to ${off + len}`);
@@ -211,21 +228,26 @@ export class ObjectCache {
         }
         this.disk.delete(id); // vanished: download again
       } else if (this.fetchRange) {
-        // Cold and read at random: fetch just the range (64 KiB aligned), until the object proves popular.
-        const n = (this.rangedReads.get(id) ?? 0) + 1;
-        if (n <= this.rangedReadsBeforeWhole) {
-          this.rangedReads.set(id, n);
-          const from = Math.floor(off / RANGE_ALIGN) * RANGE_ALIGN;
-          const to = Math.ceil((off + len) / RANGE_ALIGN) * RANGE_ALIGN;
-          this.counters.misses++;
-          this.counters.rangedReads++;
-          const part = await this.fetchRange(id, from, to - from);
-          this.counters.downloadedBytes += part.length;
-          if (off - from + len > part.length) throw new FsError('EIO', `data object ${id} ends before byte ${off + len} that a file refers to`);
-          part.copy(into, at, off - from, off - from + len);
-          return;
+        // Cold and read at random: fetch just the range (64 KiB aligned). An object that proves popular (read
+        // more than rangedReadsBeforeWhole times) is fetched whole in the background (the readahead queue), and
+        // read by range meanwhile: a random reader never waits for a whole object (that wait was its p99).
+        if (!this.filling.has(id)) {
+          const n = (this.rangedReads.get(id) ?? 0) + 1;
+          if (n <= this.rangedReadsBeforeWhole && !this.hasRoomForFill()) this.rangedReads.set(id, n);
+          else {
+            this.rangedReads.delete(id);
+            this.fill(id);
+          }
         }
-        this.rangedReads.delete(id);
+        const from = Math.floor(off / RANGE_ALIGN) * RANGE_ALIGN;
+        const to = Math.ceil((off + len) / RANGE_ALIGN) * RANGE_ALIGN;
+        this.counters.misses++;
+        this.counters.rangedReads++;
+        const part = await this.fetchRange(id, from, to - from);
+        this.counters.downloadedBytes += part.length;
+        if (off - from + len > part.length) throw new FsError('EIO', `data object ${id} ends before byte ${off + len} that a file refers to`);
+        part.copy(into, at, off - from, off - from + len);
+        return;
       }
     }
     copyRange(id, await this.get(id), off, len, into, at);
@@ -313,6 +335,31 @@ export class ObjectCache {
       promise.catch((err: unknown) => this.log?.debug({ id, err: (err as Error).message }, 'object cache: readahead failed'));
       this.loading.set(id, promise);
     }
+  }
+
+  /** True when the disk tier can take one more whole object fetched for random readers without evicting. */
+  private hasRoomForFill(): boolean {
+    if (this.objectBytes === undefined) return false;
+    return this.disk.calculatedSize + (this.filling.size + 1) * this.objectBytes <= this.maxBytes;
+  }
+
+  /**
+   * Fetches an object whole in the background for random readers (who keep reading it by range until it is
+   * here: `filling`). Sequential readers wait for it as for any load.
+   */
+  private fill(id: string): void {
+    if (this.closed || this.loading.has(id)) return;
+    this.filling.add(id);
+    this.counters.fills++;
+    const promise = this.readahead
+      .add(() => this.load(id))
+      .then((b) => b as Buffer)
+      .finally(() => {
+        this.loading.delete(id);
+        this.filling.delete(id);
+      });
+    promise.catch((err: unknown) => this.log?.debug({ id, err: (err as Error).message }, 'object cache: background fetch failed'));
+    this.loading.set(id, promise);
   }
 
   /** Forgets an object (deleted by garbage collection). */

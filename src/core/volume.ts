@@ -98,9 +98,9 @@ export interface VolumeOpenOptions {
   uploadConcurrency?: number;
   /** Parallel readahead downloads. Default 8. */
   readaheadConcurrency?: number;
-  /** Readahead window in blocks for sequential readers. Default 16. */
+  /** Readahead window in blocks for sequential readers. Default 8 (32 MiB with 4 MiB blocks). */
   readaheadBlocks?: number;
-  /** Memory tier of the object cache. Default max(64 MiB, twice the readahead window): 128 MiB with 4 MiB blocks. */
+  /** Memory tier of the object cache. Default max(32 MiB, twice the readahead window): 64 MiB with 4 MiB blocks. */
   memoryCacheBytes?: number;
   /** WAL segment size. Default 32 MiB (at least 4 blocks). */
   walSegmentSize?: number;
@@ -193,6 +193,13 @@ function defaultCaller(): Caller {
   return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 }
 
+/**
+ * Readahead window of a sequential reader, in blocks. 8 x 4 MiB keeps 8 downloads in flight (the default
+ * readaheadConcurrency), enough for a single stream from Swift, and bounds the memory tier (twice the window)
+ * to 64 MiB: with 16 blocks and a 128 MiB tier the mount daemon peaked at 340 MiB RSS with a 1 GiB cache.
+ */
+const DEFAULT_READAHEAD_BLOCKS = 8;
+
 const NO_HEAD: JournalHead = { seq: 0, epoch: 0, walId: '', walSeq: 0, maxEpoch: 0 };
 
 export class Volume implements VolumeFs {
@@ -248,7 +255,7 @@ export class Volume implements VolumeFs {
     this.fsyncMode = init.opts.fsync ?? 'remote';
     this.closeSync = init.opts.closeSync ?? false;
     this.readOnly = init.wal === null;
-    this.readaheadBytes = (init.opts.readaheadBlocks ?? 16) * this.blockSize;
+    this.readaheadBytes = (init.opts.readaheadBlocks ?? DEFAULT_READAHEAD_BLOCKS) * this.blockSize;
     this.roHead = init.head;
   }
 
@@ -324,7 +331,11 @@ export class Volume implements VolumeFs {
     const dirtyLimit = Math.max(blockSize * 2, opts.dirtyLimit ?? Math.min(256 * 1024 * 1024, Math.floor(cacheSize / 2)));
     const segmentSize = Math.max(opts.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE, 4 * blockSize + 1024 * 1024);
     const volDir = path.join(opts.cacheDir, format.uuid);
-    const objectsBytes = Math.max(64 * 1024 * 1024, cacheSize - dirtyLimit - 2 * segmentSize);
+    // cacheSize bounds the CLEAN data (README: "most bytes of clean data cached"); the WAL's dirty data is bounded
+    // by dirtyLimit on top of it. It used to be cacheSize - dirtyLimit - 2 WAL segments (704 MiB of a 1 GiB
+    // cache): a 1 GiB file read twice then found none of its blocks (a sequential scan through an LRU smaller
+    // than the file evicts each block before it is read again), nor did random reads of a 1 GiB file.
+    const objectsBytes = Math.max(4 * blockSize, cacheSize);
 
     const fetchObject = async (id: string): Promise<Buffer> => (await store.get(container, dataKey(id))).body;
     const fetchRange = async (id: string, offset: number, length: number): Promise<Buffer> =>
@@ -333,9 +344,10 @@ export class Volume implements VolumeFs {
       dir: path.join(volDir, 'objects'),
       maxBytes: objectsBytes,
       // At least twice the readahead window, so that prefetched objects are still in memory when read.
-      memoryBytes: opts.memoryCacheBytes ?? Math.max(64 * 1024 * 1024, 2 * (opts.readaheadBlocks ?? 16) * blockSize),
+      memoryBytes: opts.memoryCacheBytes ?? Math.max(32 * 1024 * 1024, 2 * (opts.readaheadBlocks ?? DEFAULT_READAHEAD_BLOCKS) * blockSize),
       fetch: fetchObject,
       fetchRange,
+      objectBytes: blockSize,
       readaheadConcurrency: opts.readaheadConcurrency ?? 8,
       logger: log,
     });

@@ -109,17 +109,20 @@ test('insert() of an uploaded object avoids a download; prefetch downloads in th
   }
 });
 
-test('cold random reads fetch 64 KiB-aligned ranges until an object is read often, then fetch it whole', async () => {
+test('cold random reads fetch 64 KiB-aligned ranges; an object read often is fetched whole in the background, read by range meanwhile', { timeout: 20_000 }, async () => {
   const dir = await tempDir('swiftfs-cache-');
   try {
     const obj = pattern(1024 * KiB, 9);
     const ranges: [number, number][] = [];
     let wholes = 0;
+    let releaseWhole: () => void = () => undefined;
+    const wholeGate = new Promise<void>((resolve) => (releaseWhole = resolve));
     const cache = await ObjectCache.open({
       dir,
       maxBytes: 1 << 30,
       fetch: async () => {
         wholes++;
+        await wholeGate; // a slow whole download: random reads must not wait for it
         return Buffer.from(obj);
       },
       fetchRange: async (_id, offset, length) => {
@@ -140,12 +143,78 @@ test('cold random reads fetch 64 KiB-aligned ranges until an object is read ofte
     assert.equal(wholes, 0);
     assert.equal(cache.has(id(1)), false, 'ranges are not cached');
     await cache.read(id(1), 900 * KiB, 4 * KiB, out, 0, false);
-    assert.equal(wholes, 1, 'the fourth read fetches it whole');
-    assert.ok(cache.has(id(1)));
+    assert.equal(wholes, 1, 'the fourth read starts a whole fetch');
     assert.deepEqual(out, obj.subarray(900 * KiB, 904 * KiB));
+    assert.equal(ranges.length, 4, 'and is itself served by a range, without waiting for the whole object');
+    await cache.read(id(1), 300 * KiB, 4 * KiB, out, 0, false);
+    assert.deepEqual(out, obj.subarray(300 * KiB, 304 * KiB));
+    assert.equal(ranges.length, 5, 'a random read during the whole fetch is served by a range');
+    assert.equal(wholes, 1, 'one whole fetch');
+    assert.equal(cache.stats().fills, 1);
+    // A sequential reader waits for the whole fetch under way instead of starting another one.
+    const seqOut = Buffer.alloc(8 * KiB);
+    const seqRead = cache.read(id(1), 500 * KiB, 8 * KiB, seqOut, 0, true);
+    releaseWhole();
+    await seqRead;
+    assert.deepEqual(seqOut, obj.subarray(500 * KiB, 508 * KiB));
+    assert.equal(wholes, 1);
+    assert.ok(cache.has(id(1)));
     await cache.read(id(1), 1000, 10, Buffer.alloc(10), 0, false);
     assert.equal(wholes, 1);
-    assert.equal(ranges.length, 3);
+    assert.equal(ranges.length, 5, 'held locally now: no more ranged GETs');
+    await cache.close();
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a cold object read at random is fetched whole at once while the disk tier has room for it, else after 3 ranged reads', { timeout: 20_000 }, async () => {
+  const dir = await tempDir('swiftfs-cache-');
+  try {
+    const objects = new Map([1, 2, 3].map((n) => [id(n), pattern(1024 * KiB, n + 20)] as const));
+    const wholes: string[] = [];
+    const ranges: string[] = [];
+    const cache = await ObjectCache.open({
+      dir,
+      maxBytes: 2 * 1024 * KiB,
+      objectBytes: 1024 * KiB,
+      fetch: async (k) => {
+        wholes.push(k);
+        await sleep(5);
+        return Buffer.from(objects.get(k)!);
+      },
+      fetchRange: async (k, offset, length) => {
+        ranges.push(k);
+        return Buffer.from(objects.get(k)!.subarray(offset, offset + length));
+      },
+    });
+    const out = Buffer.alloc(4 * KiB);
+    const waitHeld = async (k: string) => {
+      for (let i = 0; i < 200 && !(cache.has(k) && cache.stats().diskObjects >= 1 && cache.stats().loading === 0); i++) await sleep(10);
+      assert.ok(cache.has(k), `${k} held after its background fetch`);
+    };
+    // Empty disk tier: room for a whole object, so the first random read of id(1) starts its whole fetch.
+    await cache.read(id(1), 5000, 4 * KiB, out, 0, false);
+    assert.deepEqual(out, objects.get(id(1))!.subarray(5000, 5000 + 4 * KiB));
+    assert.deepEqual(wholes, [id(1)]);
+    assert.deepEqual(ranges, [id(1)], 'the read itself did not wait for it');
+    await waitHeld(id(1));
+    for (let i = 0; i < 200 && cache.stats().diskBytes < 1024 * KiB; i++) await sleep(10);
+    // 1 MiB of 2 used: still room for one more.
+    await cache.read(id(2), 0, 4 * KiB, out, 0, false);
+    assert.deepEqual(wholes, [id(1), id(2)]);
+    await waitHeld(id(2));
+    for (let i = 0; i < 200 && cache.stats().diskBytes < 2048 * KiB; i++) await sleep(10);
+    assert.equal(cache.stats().diskBytes, 2048 * KiB);
+    // Full: id(3) is read by range three times before its whole fetch would evict something.
+    for (const off of [0, 300 * KiB, 600 * KiB]) {
+      await cache.read(id(3), off, 4 * KiB, out, 0, false);
+      assert.deepEqual(out, objects.get(id(3))!.subarray(off, off + 4 * KiB));
+    }
+    assert.deepEqual(wholes, [id(1), id(2)]);
+    await cache.read(id(3), 900 * KiB, 4 * KiB, out, 0, false);
+    assert.deepEqual(wholes, [id(1), id(2), id(3)]);
+    assert.equal(cache.stats().fills, 3);
     await cache.close();
   } finally {
     await fs.rm(dir, { recursive: true, force: true });

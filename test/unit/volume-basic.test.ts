@@ -23,3 +23,23 @@ test('smoke: write, read, close, reopen on an empty cache dir', async () => {
     await s.cleanup();
   }
 });
+
+test('cacheSize bounds the clean data on disk, and the disk tier holds that much (not cacheSize less the dirty limit)', async () => {
+  const s = await setup(); // 64 KiB blocks
+  try {
+    const v = await s.open({ cacheSize: 2 * MiB, dirtyLimit: 512 * KiB });
+    const data = pattern(4 * MiB, 11);
+    await writeFile(v, '/f', data);
+    await v.close();
+    const { tempDir, sleep } = await import('./volume-helpers.js');
+    const v2 = await s.open({ cacheSize: 2 * MiB, dirtyLimit: 512 * KiB }, await tempDir());
+    assert.deepEqual(await readFile(v2, '/f'), data);
+    await sleep(200); // objects are written to the disk tier in the background
+    const { diskBytes } = v2.status().cache;
+    assert.ok(diskBytes <= 2 * MiB, `disk tier ${diskBytes} bytes, above the 2 MiB cache size`);
+    assert.ok(diskBytes >= 2 * MiB - 64 * KiB, `disk tier ${diskBytes} bytes: the cache size is not used in full`);
+    await v2.close();
+  } finally {
+    await s.cleanup();
+  }
+});
