@@ -9,6 +9,30 @@ import { isGarbageObject } from '../../src/core/gc.js';
 import { objectId, DATA_PREFIX, JOURNAL_PREFIX, CHECKPOINT_PREFIX } from '../../src/core/layout.js';
 import { setup, tempDir, readFile, writeFile, pattern, KiB, type Setup } from './volume-helpers.js';
 
+type TestVolume = Awaited<ReturnType<Setup['open']>>;
+
+/** A file /db holding pattern(size, seed), committed; returns that model and a read-write handle on it. */
+async function committedFile(v: TestVolume, size: number, seed: number): Promise<{ model: Buffer; fh: number }> {
+  const model = pattern(size, seed);
+  await writeFile(v, '/db', model);
+  await v.syncAll();
+  return { model, fh: await v.open('/db', 2) };
+}
+
+/** Writes a 4 KiB page of pattern(seed) at `off` through `fh`, and into `model`. */
+async function writePage(v: TestVolume, fh: number, model: Buffer, off: number, seed: number): Promise<void> {
+  const page = pattern(4 * KiB, seed);
+  await v.write(fh, page, off);
+  page.copy(model, off);
+}
+
+/** A fresh read-only open (another cache directory) reads `model` from the store. */
+async function assertStoreHolds(s: Setup, model: Buffer): Promise<void> {
+  const fresh = await s.open({ readOnly: true }, await tempDir());
+  assert.deepEqual(await readFile(fresh, '/db'), model);
+  await fresh.close();
+}
+
 test('isGarbageObject: referenced, newer-epoch and not-yet-committed objects are kept', () => {
   const input = { checkpointSeq: 10, referenced: new Set([objectId(3, 1)]), epoch: 3, keepFrom: 5 };
   assert.equal(isGarbageObject(objectId(3, 1), input), false, 'referenced');
@@ -89,18 +113,12 @@ test('compaction rewrites fragmented blocks as one object; old packs become garb
   const s = await setup({ blockSize: 64 * KiB });
   try {
     const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 3 });
-    const model = pattern(256 * KiB, 1);
-    await writeFile(v, '/db', model);
-    await v.syncAll();
-    const fh = await v.open('/db', 2);
+    const { model, fh } = await committedFile(v, 256 * KiB, 1);
     let x = 7;
     for (let round = 0; round < 12; round++) {
       for (let i = 0; i < 8; i++) {
         x = (x * 1103515245 + 12345) >>> 0;
-        const off = ((x >>> 16) % 64) * 4 * KiB;
-        const page = pattern(4 * KiB, round * 100 + i);
-        await v.write(fh, page, off);
-        page.copy(model, off);
+        await writePage(v, fh, model, ((x >>> 16) % 64) * 4 * KiB, round * 100 + i);
       }
       await v.fsync(fh, false);
     }
@@ -120,9 +138,7 @@ test('compaction rewrites fragmented blocks as one object; old packs become garb
     const data = await keys(s, DATA_PREFIX);
     assert.ok(data.length <= 12, `${data.length} data objects left after compaction and GC`);
     await v.close();
-    const fresh = await s.open({ readOnly: true }, await tempDir());
-    assert.deepEqual(await readFile(fresh, '/db'), model);
-    await fresh.close();
+    await assertStoreHolds(s, model);
   } finally {
     await s.cleanup();
   }
@@ -132,10 +148,7 @@ test('compaction threshold: a block in exactly compactAbove objects stays; one m
   const s = await setup({ blockSize: 64 * KiB });
   try {
     const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 3 });
-    const model = pattern(128 * KiB, 3);
-    await writeFile(v, '/db', model);
-    await v.syncAll();
-    const fh = await v.open('/db', 2);
+    const { model, fh } = await committedFile(v, 128 * KiB, 3);
     const settle = async (): Promise<void> => {
       for (let i = 0; i < 5; i++) {
         await v.syncAll();
@@ -144,26 +157,20 @@ test('compaction threshold: a block in exactly compactAbove objects stays; one m
     };
     // Block 0: its first object (split into 5 pieces by two pages in its middle) plus two packs = 3 objects.
     for (const [i, off] of [8 * KiB, 32 * KiB].entries()) {
-      const page = pattern(4 * KiB, 10 + i);
-      await v.write(fh, page, off);
-      page.copy(model, off);
+      await writePage(v, fh, model, off, 10 + i);
       await v.fsync(fh, false);
     }
     await settle();
     assert.equal(v.status().compactedBytes, 0, 'three objects, threshold three: nothing compacted');
     // A fourth object in block 0.
-    const page = pattern(4 * KiB, 20);
-    await v.write(fh, page, 48 * KiB);
-    page.copy(model, 48 * KiB);
+    await writePage(v, fh, model, 48 * KiB, 20);
     await v.fsync(fh, false);
     for (let i = 0; i < 50 && v.status().compactedBytes === 0; i++) await settle();
     assert.equal(v.status().compactedBytes, 64 * KiB, 'exactly block 0 was rewritten');
     assert.deepEqual(await readFile(v, '/db'), model);
     await v.release(fh);
     await v.close();
-    const fresh = await s.open({ readOnly: true }, await tempDir());
-    assert.deepEqual(await readFile(fresh, '/db'), model);
-    await fresh.close();
+    await assertStoreHolds(s, model);
   } finally {
     await s.cleanup();
   }
@@ -173,19 +180,11 @@ test('compaction yields to commits: its upload does not start while a commit run
   const s = await setup({ blockSize: 64 * KiB });
   try {
     const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 3 });
-    const model = pattern(128 * KiB, 5);
-    await writeFile(v, '/db', model);
-    await v.syncAll();
-    const fh = await v.open('/db', 2);
-    const writePage = async (off: number, seed: number): Promise<void> => {
-      const page = pattern(4 * KiB, seed);
-      await v.write(fh, page, off);
-      page.copy(model, off);
-    };
+    const { model, fh } = await committedFile(v, 128 * KiB, 5);
     // Two commits leave block 0 in 3 objects: at the threshold, not above it.
-    await writePage(8 * KiB, 1);
+    await writePage(v, fh, model, 8 * KiB, 1);
     await v.fsync(fh, false);
-    await writePage(24 * KiB, 2);
+    await writePage(v, fh, model, 24 * KiB, 2);
     await v.fsync(fh, false);
     assert.equal(v.status().compactedBytes, 0);
 
@@ -203,10 +202,10 @@ test('compaction yields to commits: its upload does not start while a commit run
     s.faulty.addLatency('put', 100);
     // Commit A puts block 0 in a fourth object (a compaction candidate); commit B, asked for while A runs,
     // starts as soon as A ends, right when the compaction of block 0 starts (B writes to block 1).
-    await writePage(40 * KiB, 3);
+    await writePage(v, fh, model, 40 * KiB, 3);
     const a = v.fsync(fh, false);
     await new Promise((r) => setTimeout(r, 20));
-    await writePage(72 * KiB, 4); // block 1: block 0 stays clean, a candidate
+    await writePage(v, fh, model, 72 * KiB, 4); // block 1: block 0 stays clean, a candidate
     const b = v.fsync(fh, false);
     await Promise.all([a, b]);
     for (let i = 0; i < 100 && v.status().compactedBytes === 0; i++) await new Promise((r) => setTimeout(r, 20));
@@ -235,19 +234,13 @@ test('compaction budget: what commits packed (small writes) plus the allowance, 
   const s = await setup({ blockSize: 64 * KiB });
   try {
     const v = await s.open({ commitIntervalMs: 60_000, compactAbove: 1, compactionAllowance: 0 });
-    const model = pattern(2048 * KiB, 9); // 32 full blocks, uploaded whole
-    await writeFile(v, '/db', model);
-    await v.syncAll();
+    const { model, fh } = await committedFile(v, 2048 * KiB, 9); // 32 full blocks, uploaded whole
     const fullBytes = v.status().uploadedBytes;
     assert.ok(fullBytes >= model.length);
-    const fh = await v.open('/db', 2);
     // Each commit: one 4 KiB page in each of 16 blocks; a block in 2 objects is already a candidate.
     for (let round = 0; round < 4; round++) {
       for (let b = 0; b < 16; b++) {
-        const page = pattern(4 * KiB, round * 100 + b);
-        const off = b * 64 * KiB + (round + 1) * 8 * KiB;
-        await v.write(fh, page, off);
-        page.copy(model, off);
+        await writePage(v, fh, model, b * 64 * KiB + (round + 1) * 8 * KiB, round * 100 + b);
       }
       await v.fsync(fh, false);
     }
