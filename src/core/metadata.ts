@@ -280,11 +280,9 @@ export class FsState {
   }
 
   getxattr(ino: number, name: string): Buffer {
-    const node = this.node(ino, 'getxattr');
-    this.checkXattrName(name, 'getxattr');
-    const v = node.xattrs?.get(name);
+    const v = this.xattrOf(ino, name);
     if (v === undefined) throw fsError('ENODATA', 'getxattr');
-    return Buffer.from(v);
+    return v;
   }
 
   /** The value of xattr `name`, or undefined when the inode has none: getxattr without an exception. */
